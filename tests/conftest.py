@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+# A quick digits search: small model, few epochs, 4 grid points.
+QUICK_SPEC = {
+    "dataset": {"name": "digits"},
+    "model": {"stage_channels": [8, 16, 32], "stage_blocks": 1, "block": "conv_gconv",
+              "stem_channels": 8, "bias": True, "groups": {"grid": [2, 4]}},
+    "train": {"epochs": 4, "batch_size": 64, "lr": {"grid": [1.0e-4, 3.0e-3]}, "seed": 0},
+    "search": {"algorithm": "grid"},
+    "scheduler": {"name": "asha", "grace_period": 1, "reduction_factor": 2},
+    "resources": {"cpus_per_trial": 1},
+    "output": {"name": "quick", "keep_checkpoints": 2},
+    "retrain": {"epochs": 3},
+}
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """Merge sections; a search domain in `extra` replaces the value instead of merging."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key in (
+                "dataset", "augment", "model", "train", "search", "scheduler", "resources", "output", "retrain"):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    """write_spec(overrides=None, text=None) -> path of a spec file in tmp_path."""
+
+    def write(overrides: dict | None = None, text: str | None = None, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        if text is None:
+            data = deep_merge(QUICK_SPEC, overrides or {})
+            data["output"] = {**data["output"], "results_dir": str(tmp_path / "results")}
+            text = yaml.safe_dump(data, sort_keys=False)
+        path.write_text(text)
+        return path
+
+    return write

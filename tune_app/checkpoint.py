@@ -1,0 +1,48 @@
+"""Checkpoint files: state dicts plus the config, read back with weights_only=True."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from tune_app.errors import UsageError
+
+CHECKPOINT_FILE = "checkpoint.pt"
+REQUIRED_KEYS = ("model", "config", "epoch")
+
+
+def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / CHECKPOINT_FILE
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint.pt
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a tune_app checkpoint (a file or a folder holding checkpoint.pt).
+
+    weights_only=True: a checkpoint is data, never code, so a foreign pickle cannot run.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise UsageError("checkpoint not found", file=str(path), fix="point at a trial checkpoint folder")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
+        reason = str(err).splitlines()[0][:120]
+        raise UsageError(f"unreadable checkpoint (truncated, or not saved by tune_app): {reason}",
+                         file=str(path), fix="delete this checkpoint or pick another trial") from None
+    if not isinstance(state, dict) or any(k not in state for k in REQUIRED_KEYS):
+        raise UsageError("not a tune_app checkpoint (missing model/config/epoch)", file=str(path),
+                         fix="pick a checkpoint written by tune_app")
+    return state

@@ -1,0 +1,160 @@
+"""Typed configuration of one experiment.
+
+`TrialConfig` is everything one training run needs (data, model, augmentation, optimisation);
+it is saved next to every checkpoint and is what `train()` takes. `ExperimentSpec` adds what
+only the search needs. Field docs give meaning and units; `spec.py` builds these from YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional, Union
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, factory: Any = dataclasses.MISSING):
+    """A dataclass field with its meaning attached (shown by error messages and the README)."""
+    kwargs: dict[str, Any] = {"metadata": {"doc": text}}
+    if default is not dataclasses.MISSING:
+        kwargs["default"] = default
+    if factory is not dataclasses.MISSING:
+        kwargs["default_factory"] = factory
+    return field(**kwargs)
+
+
+@dataclass
+class DatasetConfig:
+    name: str = doc("registered dataset: digits, tiny-imagenet, cub200, hf, imagefolder", "digits")
+    path: Optional[str] = doc("local copy (folder or hub id) read by the same loader as the hub", None)
+    image_column: Optional[str] = doc("column holding the image; None = the preset's default", None)
+    label_column: Optional[str] = doc("column holding the class index; None = the preset's default", None)
+    image_size: Optional[int] = doc("side in pixels images are resized to; None = the preset's", None)
+    val_fraction: float = doc("fraction of the train split held out for validation (stratified)", 0.2)
+    test_fraction: float = doc("fraction held out for test when the source has no test split", 0.2)
+    split_seed: int = doc("seed of the stratified train/val(/test) split", 42)
+    normalize: Literal["dataset", "imagenet", "none"] = doc(
+        "per-channel normalisation: train-split statistics, the ImageNet constants, or none", "dataset")
+    cache_dir: Optional[str] = doc("where decoded uint8 arrays are cached; None = ~/.cache/tune_app", None)
+
+
+@dataclass
+class AugmentConfig:
+    hflip: float = doc("probability of a horizontal flip per image", 0.0)
+    crop_padding: int = doc("random crop back to the input size after zero-padding this many pixels", 0)
+    brightness: float = doc("colour jitter: max relative brightness change (0.2 = +-20 %)", 0.0)
+    contrast: float = doc("colour jitter: max relative contrast change", 0.0)
+    saturation: float = doc("colour jitter: max relative saturation change", 0.0)
+    hue: float = doc("colour jitter: max hue shift, fraction of the colour wheel (<= 0.5)", 0.0)
+
+
+@dataclass
+class ModelConfig:
+    name: str = doc("registered model: stage_cnn", "stage_cnn")
+    stage_channels: list[int] = doc("output channels of each stage", factory=lambda: [64, 128, 256])
+    stage_blocks: Union[int, list[int]] = doc(
+        "blocks per stage (one int for every stage, or one per stage)", factory=lambda: [2, 2, 2])
+    block: Literal["conv", "conv_gconv"] = doc(
+        "conv: conv3x3-BN-ReLU; conv_gconv: conv3x3-BN-ReLU then grouped conv3x3-BN-ReLU", "conv")
+    groups: int = doc("groups of the grouped conv (conv_gconv blocks); must divide the channels", 1)
+    stem_channels: int = doc("channels of a conv3x3-BN-ReLU stem before stage 1; 0 = no stem", 0)
+    bias: bool = doc("conv layers carry a bias (BN follows either way)", False)
+    dropout: float = doc("dropout before the linear head", 0.0)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = doc("epochs per trial (ASHA's max_t)", 10)
+    batch_size: int = doc("training images per step", 128)
+    eval_batch_size: int = doc("images per step when evaluating (no gradients, so larger)", 1024)
+    optimizer: Literal["adam", "adamw", "sgd"] = doc("optimiser", "adam")
+    lr: float = doc("peak learning rate", 1e-3)
+    weight_decay: float = doc("L2 penalty (adam, sgd) or decoupled decay (adamw)", 0.0)
+    momentum: float = doc("SGD momentum (ignored by adam/adamw)", 0.9)
+    lr_schedule: Literal["constant", "cosine"] = doc("learning-rate schedule over the epochs", "constant")
+    label_smoothing: float = doc("cross-entropy label smoothing", 0.0)
+    seed: int = doc("seed of weights, batch order and augmentation", 0)
+    device: Literal["auto", "cpu", "cuda"] = doc("auto = cuda when the trial has a GPU", "auto")
+    amp: bool = doc("bf16 autocast on CUDA (ignored on CPU)", True)
+    threads: int = doc("CPU threads for torch in this run; 0 = the trial's CPU share", 0)
+
+
+@dataclass
+class TrialConfig:
+    """Everything one training run needs; saved with every checkpoint."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrialConfig":
+        return cls(
+            dataset=DatasetConfig(**data.get("dataset", {})),
+            augment=AugmentConfig(**data.get("augment", {})),
+            model=ModelConfig(**data.get("model", {})),
+            train=TrainConfig(**data.get("train", {})),
+        )
+
+    def with_overrides(self, overrides: dict[str, Any]) -> "TrialConfig":
+        """Copy with dotted keys ("train.lr") replaced, as a trial's sampled values are."""
+        data = self.to_dict()
+        for dotted, value in overrides.items():
+            section, key = dotted.split(".", 1)
+            data[section][key] = value
+        return TrialConfig.from_dict(data)
+
+
+@dataclass
+class SearchConfig:
+    algorithm: Literal["grid", "optuna"] = doc("grid: every grid point; optuna: TPE sampling", "grid")
+    num_samples: int = doc("grid: repeats of the whole grid; optuna: number of trials", 1)
+    metric: str = doc("metric the search optimises", "val_accuracy")
+    mode: Literal["max", "min"] = doc("whether the metric is maximised or minimised", "max")
+    seed: int = doc("seed of the searcher (optuna TPE)", 0)
+    max_concurrent: int = doc("trials running at once; 0 = as many as resources allow", 0)
+
+
+@dataclass
+class SchedulerConfig:
+    name: Literal["asha", "none"] = doc("asha: stop poor trials early; none: run every trial out", "asha")
+    grace_period: int = doc("epochs every trial runs before ASHA may stop it", 1)
+    reduction_factor: float = doc("ASHA keeps 1/reduction_factor of the trials at each rung", 2.0)
+
+
+@dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = doc("CPU cores reserved per trial (fractions allowed)", 1.0)
+    gpus_per_trial: float = doc("GPUs per trial; 0.25 packs four trials on one GPU", 0.0)
+
+
+@dataclass
+class OutputConfig:
+    results_dir: str = doc("folder holding every experiment", "results")
+    name: str = doc("experiment folder name under results_dir", "experiment")
+    keep_checkpoints: int = doc("checkpoints kept per trial (the best by the metric)", 2)
+
+
+@dataclass
+class RetrainConfig:
+    epochs: int = doc("epochs of the final retraining; 0 = the search's train.epochs", 0)
+    train_on: Literal["train", "train+val"] = doc("data the final model trains on", "train")
+
+
+SECTIONS: dict[str, type] = {
+    "dataset": DatasetConfig,
+    "augment": AugmentConfig,
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "search": SearchConfig,
+    "scheduler": SchedulerConfig,
+    "resources": ResourcesConfig,
+    "output": OutputConfig,
+    "retrain": RetrainConfig,
+}
+
+# Only these sections describe a trial, so only their fields may be searched.
+SEARCHABLE_SECTIONS = ("model", "train", "augment")

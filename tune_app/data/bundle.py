@@ -1,0 +1,76 @@
+"""In-memory form of a dataset: uint8 image arrays per split, ready to move to a device once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Split:
+    images: np.ndarray  # uint8, (N, C, H, W)
+    labels: np.ndarray  # int64, (N,)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: np.ndarray) -> "Split":
+        return Split(self.images[index], self.labels[index])
+
+
+@dataclass
+class DataBundle:
+    """Train / val / test splits of one dataset; val selects models, test is read once."""
+
+    name: str
+    train: Split
+    val: Split
+    test: Split
+    class_names: list[str]
+    mean: tuple[float, ...]  # per channel, in [0, 1] pixel units
+    std: tuple[float, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train.images.shape[1:])  # type: ignore[return-value]
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (kept, held out) with `fraction` of every class held out, reproducibly."""
+    index = np.arange(len(labels))
+    kept, held = train_test_split(index, test_size=fraction, stratify=labels, random_state=seed)
+    return np.sort(kept), np.sort(held)
+
+
+def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 (N, C, H, W) images in [0, 1] units, in chunks."""
+    channels = images.shape[1]
+    total = np.zeros(channels)
+    total_sq = np.zeros(channels)
+    count = 0
+    for start in range(0, len(images), 4096):
+        chunk = images[start:start + 4096].astype(np.float64) / 255.0
+        total += chunk.sum(axis=(0, 2, 3))
+        total_sq += (chunk ** 2).sum(axis=(0, 2, 3))
+        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+    mean = total / count
+    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
+    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def normalization(kind: str, train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    channels = train_images.shape[1]
+    if kind == "imagenet" and channels == 3:
+        return IMAGENET_MEAN, IMAGENET_STD
+    if kind == "none":
+        return (0.0,) * channels, (1.0,) * channels
+    return channel_stats(train_images)

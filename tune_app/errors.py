@@ -1,0 +1,43 @@
+"""User-facing errors and the one place that turns them into exit code 2."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Callable
+
+USAGE_EXIT = 2
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: printed as one line, exit code 2, no traceback."""
+
+    def __init__(self, message: str, *, file: str | None = None, key: str | None = None,
+                 line: int | None = None, fix: str | None = None):
+        self.message, self.file, self.key, self.line, self.fix = message, file, key, line, fix
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        key = f"{self.key}: " if self.key else ""
+        fix = f" (fix: {self.fix})" if self.fix else ""
+        return f"{where}{key}{self.message}{fix}"
+
+
+def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
+    """Wrap a CLI main so that UsageError becomes `error: ...` on stderr and exit 2.
+
+    Anything else is a bug in tune_app and keeps its traceback.
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv) or 0
+        except UsageError as err:
+            print(f"error: {err.one_line()}", file=sys.stderr)
+            return USAGE_EXIT
+
+    return wrapper

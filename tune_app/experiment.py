@@ -1,0 +1,184 @@
+"""An experiment folder on disk: what the search wrote, read back without Ray.
+
+results/<name>/
+  experiment.json      spec as parsed (base TrialConfig, search space, search settings)
+  spec.yaml            the YAML the user ran, verbatim
+  trial_00000/         one folder per trial (Ray): result.json (one line per epoch),
+                       params.json, checkpoint_*/checkpoint.pt, tb/ (TensorBoard)
+  trials.json          the ranked table, written when the search ends
+  best/                retrain-best output
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from tune_app.config import TrialConfig
+from tune_app.errors import UsageError
+from tune_app.spec import decode_hparams
+
+EXPERIMENT_FILE = "experiment.json"
+
+
+@dataclass
+class TrialRecord:
+    name: str
+    path: Path
+    hparams: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    error: bool = False
+
+    @property
+    def epochs_run(self) -> int:
+        return max((int(h["epoch"]) for h in self.history), default=0)
+
+    @property
+    def diverged(self) -> bool:
+        return any(h.get("diverged") for h in self.history)
+
+    def best(self, metric: str, mode: str) -> Optional[float]:
+        values = [h[metric] for h in self.history
+                  if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
+        if not values:
+            return None
+        return max(values) if mode == "max" else min(values)
+
+    def last(self, metric: str) -> Optional[float]:
+        return self.history[-1].get(metric) if self.history else None
+
+    def checkpoints(self) -> list[Path]:
+        return sorted(self.path.glob("checkpoint_*/checkpoint.pt"))
+
+    def status(self, max_epochs: int) -> str:
+        if self.error:
+            return "error"
+        if self.diverged:
+            return "diverged"
+        if self.epochs_run >= max_epochs:
+            return "completed"
+        return "stopped early" if self.epochs_run else "not started"
+
+
+@dataclass
+class Experiment:
+    path: Path
+    meta: dict[str, Any]
+    trials: list[TrialRecord]
+
+    @property
+    def metric(self) -> str:
+        return self.meta["search"]["metric"]
+
+    @property
+    def mode(self) -> str:
+        return self.meta["search"]["mode"]
+
+    @property
+    def max_epochs(self) -> int:
+        return int(self.meta["base"]["train"]["epochs"])
+
+    def base_config(self) -> TrialConfig:
+        return TrialConfig.from_dict(self.meta["base"])
+
+    def trial_config(self, trial: TrialRecord) -> TrialConfig:
+        return self.base_config().with_overrides(decode_hparams(trial.hparams))
+
+    def ranked(self) -> list[TrialRecord]:
+        """Trials with at least one epoch, best first by the search metric."""
+        scored = [t for t in self.trials if t.best(self.metric, self.mode) is not None]
+        sign = -1 if self.mode == "max" else 1
+        return sorted(scored, key=lambda t: sign * t.best(self.metric, self.mode))
+
+    def best_trial(self) -> TrialRecord:
+        ranked = [t for t in self.ranked() if not t.diverged]
+        if not ranked:
+            raise UsageError("no trial of this experiment finished an epoch", file=str(self.path),
+                             fix="run the search (or --resume it) until trials report results")
+        return ranked[0]
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per trial, ranked: what search prints and report renders."""
+        ranked = self.ranked()
+        rows = []
+        for rank, trial in enumerate(ranked + [t for t in self.trials if t not in ranked], 1):
+            rows.append({
+                "rank": rank if trial.best(self.metric, self.mode) is not None else None,
+                "trial": trial.name,
+                **{k.split(".", 1)[-1]: v for k, v in trial.hparams.items()},
+                "epochs": trial.epochs_run,
+                f"best_{self.metric}": trial.best(self.metric, self.mode),
+                "val_loss": trial.last("val_loss"),
+                "status": trial.status(self.max_epochs),
+            })
+        return rows
+
+
+def _read_history(result_file: Path) -> list[dict[str, Any]]:
+    history: dict[int, dict[str, Any]] = {}
+    if not result_file.is_file():
+        return []
+    for line in result_file.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the last line of a killed run may be half written
+        if "epoch" in row:
+            # After a resume, an epoch re-reported from the same checkpoint replaces the old row.
+            history[int(row["epoch"])] = row
+    return [history[e] for e in sorted(history)]
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    path = Path(path)
+    meta_file = path / EXPERIMENT_FILE
+    if not meta_file.is_file():
+        raise UsageError("not a tune_app experiment folder (no experiment.json)", file=str(path),
+                         fix="pass a folder created by `python -m tune_app.search`, e.g. results/NAME")
+    meta = json.loads(meta_file.read_text())
+    trials = []
+    for trial_dir in sorted(p for p in path.glob("trial_*") if p.is_dir()):
+        params_file = trial_dir / "params.json"
+        params = json.loads(params_file.read_text()) if params_file.is_file() else {}
+        trials.append(TrialRecord(
+            name=trial_dir.name,
+            path=trial_dir,
+            hparams=params.get("hp", {}),
+            history=_read_history(trial_dir / "result.json"),
+            error=(trial_dir / "error.txt").is_file(),
+        ))
+    return Experiment(path=path, meta=meta, trials=trials)
+
+
+def newest_experiment(results_dir: str | Path) -> Path:
+    results_dir = Path(results_dir)
+    found = sorted((p.parent for p in results_dir.glob(f"*/{EXPERIMENT_FILE}")),
+                   key=lambda p: (p / EXPERIMENT_FILE).stat().st_mtime)
+    if not found:
+        raise UsageError("no experiment found", file=str(results_dir),
+                         fix="run `python -m tune_app.search --space FILE` first, or pass --experiment")
+    return found[-1]
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """Plain-text table with aligned columns (numbers to 4 significant digits)."""
+    if not rows:
+        return "(no trials)"
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.4g}"
+        return str(value)
+
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in cells]
+    return "\n".join(lines)

@@ -1,0 +1,333 @@
+"""`python -m tune_app.search --space FILE`: run a grid or Optuna search with ASHA on Ray Tune.
+
+Everything that can be wrong with the spec is found before Ray starts; the dataset is
+prepared once in the driver and shared with every trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tune_app.errors import UsageError, cli_entry
+from tune_app.spec import Domain, ExperimentSpec, encode_choice, load_spec
+
+# Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
+# work) and want the classic reporter, whose columns we choose.
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# Every epoch checkpoints by design; Ray's "snapshotting too often" warning is noise here.
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tune_app.search", description=__doc__.splitlines()[0])
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--space", metavar="FILE", help="experiment spec (YAML), e.g. search_spaces/grid.yaml")
+    src.add_argument("--resume", metavar="DIR", help="continue an interrupted search, e.g. results/NAME")
+    p.add_argument("--dry-run", action="store_true", help="list the trials and their sizes; train nothing")
+    p.add_argument("--name", help="experiment name (default: output.name, else the spec's file name)")
+    p.add_argument("--address", help="join a running Ray cluster: auto, or ray://HOST:10001")
+    p.add_argument("--storage", help="results folder or URI shared by all nodes (default: output.results_dir)")
+    p.add_argument("--dashboard-host", default="127.0.0.1",
+                   help="interface the Ray dashboard binds to (default 127.0.0.1: this machine only)")
+    p.add_argument("--dashboard-port", type=int, default=None, help="Ray dashboard port (default 8265)")
+    p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--num-gpus", type=float, default=None, help="GPUs of the local Ray instance (default: all)")
+    return p
+
+
+# --------------------------------------------------------------------------- dry run
+
+
+def asha_rungs(spec: ExperimentSpec) -> list[int]:
+    rungs, t = [], spec.scheduler.grace_period
+    while t < spec.base.train.epochs:
+        rungs.append(int(t))
+        t *= spec.scheduler.reduction_factor
+    return rungs
+
+
+def describe_trials(spec: ExperimentSpec) -> str:
+    from tune_app.data import describe_dataset
+    from tune_app.models import build_model, count_parameters
+    from tune_app.experiment import format_table
+
+    num_classes, channels = describe_dataset(spec.base.dataset)
+    points = spec.grid_points()
+    rows = []
+    for index, point in enumerate(points):
+        cfg = spec.base.with_overrides(point)
+        rows.append({"#": index, **{k: v for k, v in point.items()},
+                     "params": count_parameters(build_model(cfg.model, num_classes, channels))})
+    epochs = spec.base.train.epochs
+    n = len(points) * spec.search.num_samples if spec.search.algorithm == "grid" else spec.search.num_samples
+    lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
+    if spec.search.algorithm == "grid":
+        lines.append(f"grid: {len(points)} configurations x {spec.search.num_samples} sample(s) = {n} trials")
+    else:
+        lines.append(f"optuna TPE (seed {spec.search.seed}): {n} trials over")
+        lines += [f"  {key}: {dom.describe()}" for key, dom in spec.space.items()]
+        lines.append("model variants it can sample:")
+    lines.append(format_table(rows))
+    for point, reason in spec.dropped:
+        lines.append(f"dropped before launch: {point} ({reason})")
+    budget = f"epoch budget: at most {n * epochs} epochs ({n} trials x {epochs})"
+    if spec.scheduler.name == "asha":
+        budget += f"; ASHA may stop a trial after {asha_rungs(spec)} epochs (keeps 1/{spec.scheduler.reduction_factor:g} each rung)"
+    lines.append(budget)
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- Ray pieces
+
+
+def _tune_domain(dom: Domain):
+    from ray import tune
+
+    if dom.kind == "choice":
+        return tune.choice([encode_choice(v) for v in dom.values])
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[dom.kind](*dom.values)
+
+
+def param_space(spec: ExperimentSpec) -> dict[str, Any]:
+    from ray import tune
+
+    from tune_app.trainable import HP_KEY
+
+    if spec.search.algorithm == "grid":
+        # Tune's own grid expansion, over the points left after dropping unbuildable models.
+        return {HP_KEY: tune.grid_search(spec.grid_points())}
+    return {HP_KEY: {key: _tune_domain(dom) for key, dom in spec.space.items()}}
+
+
+def make_searcher(spec: ExperimentSpec, experiment_dir: Path):
+    if spec.search.algorithm != "optuna":
+        return None
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(experiment_dir / 'optuna.db').resolve()}")
+    return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.search.seed), storage=storage,
+                        study_name=experiment_dir.name)
+
+
+def make_scheduler(spec: ExperimentSpec):
+    if spec.scheduler.name != "asha":
+        return None
+    from ray.tune.schedulers import ASHAScheduler
+
+    return ASHAScheduler(time_attr="training_iteration", max_t=spec.base.train.epochs,
+                         grace_period=spec.scheduler.grace_period,
+                         reduction_factor=spec.scheduler.reduction_factor)
+
+
+def make_reporter(spec: ExperimentSpec):
+    from ray.tune import CLIReporter
+
+    from tune_app.trainable import HP_KEY
+
+    return CLIReporter(
+        parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1] for k in spec.space},
+        metric_columns={"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss",
+                        "val_accuracy": "val_acc"},
+        max_report_frequency=15,
+        sort_by_metric=True,
+    )
+
+
+def check_resources(spec: ExperimentSpec) -> None:
+    """A trial that fits on no node would stay PENDING forever; say so now instead."""
+    import ray
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    need = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
+    for resource, amount in need.items():
+        most = max((n.get(resource, 0.0) for n in nodes), default=0.0)
+        if amount > most:
+            key = "resources.cpus_per_trial" if resource == "CPU" else "resources.gpus_per_trial"
+            raise UsageError(f"{amount:g} {resource}s per trial, but no node of the cluster has more than {most:g}",
+                             file=spec.path, key=key,
+                             fix=f"lower {key} to at most {most:g}, or add a bigger node")
+
+
+# --------------------------------------------------------------------------- experiment folder
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def claim_experiment_dir(root: Path, name: str) -> Path:
+    """A fresh folder for this run: an existing experiment is never reused or overwritten."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / name
+    if path.exists():
+        path = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        suffix = 2
+        while path.exists():
+            path = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
+            suffix += 1
+    path.mkdir()
+    return path
+
+
+def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
+    from dataclasses import asdict
+
+    meta = {
+        "spec_path": spec.path,
+        "status": status,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "base": spec.base.to_dict(),
+        "space": {k: {"kind": d.kind, "values": list(d.values)} for k, d in spec.space.items()},
+        "search": asdict(spec.search),
+        "scheduler": asdict(spec.scheduler),
+        "resources": asdict(spec.resources),
+        "output": asdict(spec.output),
+        "retrain": asdict(spec.retrain),
+    }
+    tmp = path / "experiment.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2))
+    os.replace(tmp, path / "experiment.json")
+
+
+def spec_from_experiment(path: Path) -> ExperimentSpec:
+    """The spec of an experiment folder (for --resume), refusing one another search is running."""
+    meta_file = path / "experiment.json"
+    if not (meta_file.is_file() and (path / "spec.yaml").is_file()):
+        raise UsageError("not a tune_app experiment folder (no experiment.json/spec.yaml)", file=str(path),
+                         fix="pass the folder a search created, e.g. --resume results/NAME")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("status") == "running" and meta.get("host") == socket.gethostname() \
+            and meta.get("pid") != os.getpid() and _pid_alive(int(meta.get("pid", -1))):
+        raise UsageError(f"experiment is in use by a running search (pid {meta['pid']})", file=str(path),
+                         fix="wait for it to finish or stop it first")
+    spec = load_spec(path / "spec.yaml")
+    spec.output.name = path.name
+    return spec
+
+
+# --------------------------------------------------------------------------- main
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.resume:
+        experiment_dir = Path(args.resume)
+        spec = spec_from_experiment(experiment_dir)
+    else:
+        spec = load_spec(args.space)
+        if args.name:
+            spec.output.name = args.name
+    for point, reason in spec.dropped:
+        print(f"note: dropped grid point {point}: {reason}")
+    if args.dry_run:
+        print(describe_trials(spec))
+        return 0
+
+    from tune_app.data import load_dataset
+
+    data = load_dataset(spec.base.dataset)
+    print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
+          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes")
+
+    storage = Path(args.storage or spec.output.results_dir).resolve()
+    if not args.resume:
+        experiment_dir = claim_experiment_dir(storage, spec.output.name)
+        shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
+    else:
+        storage = experiment_dir.resolve().parent
+    write_meta(experiment_dir, spec, "running")
+
+    import ray
+    from ray import tune
+
+    from tune_app.trainable import TensorBoardCallback, TrialStatusCallback, make_trainable, trial_dirname
+
+    context = ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
+                       num_gpus=args.num_gpus if not args.address else None,
+                       include_dashboard=True, dashboard_host=args.dashboard_host,
+                       dashboard_port=args.dashboard_port, logging_level="warning",
+                       ignore_reinit_error=True)
+    print(f"Ray dashboard: http://{context.dashboard_url}" if context.dashboard_url
+          else "Ray dashboard: not running (install ray[default])")
+    check_resources(spec)
+    trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+    status = "interrupted"
+    statuses = TrialStatusCallback()
+    try:
+        if args.resume:
+            tuner = tune.Tuner.restore(str(experiment_dir.resolve()), trainable,
+                                       resume_unfinished=True, resume_errored=True)
+        else:
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space(spec),
+                tune_config=tune.TuneConfig(
+                    metric=spec.search.metric, mode=spec.search.mode,
+                    search_alg=make_searcher(spec, experiment_dir), scheduler=make_scheduler(spec),
+                    num_samples=spec.search.num_samples,
+                    max_concurrent_trials=spec.search.max_concurrent or None,
+                    trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
+                run_config=tune.RunConfig(
+                    name=experiment_dir.name, storage_path=str(storage),
+                    checkpoint_config=tune.CheckpointConfig(
+                        num_to_keep=spec.output.keep_checkpoints,
+                        checkpoint_score_attribute=spec.search.metric,
+                        checkpoint_score_order=spec.search.mode),
+                    callbacks=[TensorBoardCallback(), statuses, *_result_loggers()],
+                    progress_reporter=make_reporter(spec), verbose=1),
+            )
+        started = time.perf_counter()
+        tuner.fit()
+        status = "interrupted" if statuses.unfinished is None or statuses.unfinished else "finished"
+    finally:
+        write_meta(experiment_dir, spec, status)
+    _print_summary(experiment_dir, time.perf_counter() - started)
+    if status != "finished":
+        print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {experiment_dir}",
+              file=sys.stderr)
+        return 130
+    print(f"next: python -m tune_app.retrain_best --experiment {experiment_dir}")
+    return 0
+
+
+def _result_loggers():
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
+def _print_summary(experiment_dir: Path, seconds: float) -> None:
+    from tune_app.experiment import format_table, load_experiment
+
+    experiment = load_experiment(experiment_dir)
+    rows = experiment.table()
+    (experiment_dir / "trials.json").write_text(json.dumps(rows, indent=2))
+    stopped = sum(1 for r in rows if r["status"] == "stopped early")
+    epochs = sum(r["epochs"] for r in rows)
+    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s; ASHA stopped {stopped} early")
+    print(format_table(rows))
+    print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

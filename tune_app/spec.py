@@ -1,0 +1,415 @@
+"""The experiment spec: one YAML file, checked completely before Ray starts.
+
+Every fixed value and every search domain is type-checked against the dataclasses in
+`config.py`; errors name the file, the YAML line, the dotted key and the fix, so a typo is
+caught at start-up instead of inside trial 17.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import itertools
+import json
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from tune_app.config import (
+    SEARCHABLE_SECTIONS,
+    SECTIONS,
+    OutputConfig,
+    ResourcesConfig,
+    RetrainConfig,
+    SchedulerConfig,
+    SearchConfig,
+    TrialConfig,
+)
+from tune_app.errors import UsageError
+
+DOMAIN_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """A searched field: `grid`/`choice` hold values, the others a (lo, hi) range."""
+
+    kind: str
+    values: tuple
+
+    def describe(self) -> str:
+        if self.kind in ("grid", "choice"):
+            return f"{self.kind} {list(self.values)}"
+        return f"{self.kind} [{self.values[0]}, {self.values[1]}]"
+
+
+@dataclass
+class ExperimentSpec:
+    path: str
+    base: TrialConfig
+    space: dict[str, Domain]
+    search: SearchConfig
+    scheduler: SchedulerConfig
+    resources: ResourcesConfig
+    output: OutputConfig
+    retrain: RetrainConfig
+    dropped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+
+    def grid_points(self) -> list[dict[str, Any]]:
+        """Valid grid points (dotted key -> value); invalid ones are in `self.dropped`."""
+        return _valid_points(self)[0]
+
+    def final_epochs(self) -> int:
+        return self.retrain.epochs or self.base.train.epochs
+
+
+# --------------------------------------------------------------------------- YAML + lines
+
+
+def _line_index(text: str) -> dict[str, int]:
+    """Map dotted key -> 1-based YAML line, so errors can point at the line."""
+    lines: dict[str, int] = {}
+
+    def walk(node: yaml.Node, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+                lines[key] = key_node.start_mark.line + 1
+                walk(value_node, key)
+
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    if root is not None:
+        walk(root, "")
+    return lines
+
+
+def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError("spec file not found", file=str(path),
+                         fix="pass an existing YAML file, e.g. --space search_spaces/quickstart.yaml")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = yaml.safe_load(text)
+        lines = _line_index(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise UsageError(f"YAML syntax error: {problem}", file=str(path),
+                         line=mark.line + 1 if mark else None,
+                         fix="check indentation and quoting on that line") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UsageError("the spec must be a mapping of sections (dataset:, model:, train:, ...)",
+                         file=str(path), fix="start the file with section names like 'train:'")
+    return data, lines
+
+
+# --------------------------------------------------------------------------- type checking
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(hint))
+    if origin is Union:
+        return " or ".join(_type_name(a) for a in typing.get_args(hint) if a is not type(None))
+    if origin is list:
+        return f"list of {_type_name(typing.get_args(hint)[0])}"
+    return getattr(hint, "__name__", str(hint))
+
+
+class _BadValue(Exception):
+    pass
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """Return `value` as type `hint` or raise _BadValue (bool is never an int here)."""
+    origin = typing.get_origin(hint)
+    if origin is Union:
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return coerce(value, arg)
+            except _BadValue:
+                pass
+        raise _BadValue
+    if origin is Literal:
+        if value in typing.get_args(hint):
+            return value
+        raise _BadValue
+    if origin is list:
+        if not isinstance(value, list):
+            raise _BadValue
+        (item,) = typing.get_args(hint)
+        return [coerce(v, item) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise _BadValue
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _BadValue
+    if hint is float:
+        # PyYAML reads 1e-3 (no dot) as a string; accept it as the number everyone means.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise _BadValue from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+        raise _BadValue
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise _BadValue
+    raise TypeError(f"unsupported field type {hint!r}")
+
+
+def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(options))}"
+
+
+# --------------------------------------------------------------------------- semantic checks
+
+# (dotted key, predicate on the value, message, fix): checked on fixed values and every
+# value a domain can produce, so a bad learning rate in a grid fails at start-up.
+_VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
+    ("train.lr", lambda v: v > 0, "must be > 0", "use a positive learning rate such as 1e-3"),
+    ("train.weight_decay", lambda v: v >= 0, "must be >= 0", "use 0 to disable weight decay"),
+    ("train.epochs", lambda v: v >= 1, "must be >= 1", "train at least one epoch"),
+    ("train.batch_size", lambda v: v >= 1, "must be >= 1", "use a positive batch size"),
+    ("train.eval_batch_size", lambda v: v >= 1, "must be >= 1", "use a positive batch size"),
+    ("train.momentum", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.9"),
+    ("train.label_smoothing", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.1"),
+    ("train.threads", lambda v: v >= 0, "must be >= 0", "use 0 for the trial's CPU share"),
+    ("model.groups", lambda v: v >= 1, "must be >= 1", "use 1 for ordinary convolutions"),
+    ("model.stem_channels", lambda v: v >= 0, "must be >= 0", "use 0 for no stem"),
+    ("model.dropout", lambda v: 0 <= v < 1, "must be in [0, 1)", "use e.g. 0.1"),
+    ("model.stage_channels", lambda v: len(v) >= 1 and all(c >= 1 for c in v),
+     "must be a non-empty list of positive ints", "e.g. [64, 128, 256]"),
+    ("model.stage_blocks", lambda v: (v >= 1) if isinstance(v, int) else (len(v) >= 1 and all(b >= 1 for b in v)),
+     "must be >= 1 (or a list of such)", "e.g. 2 or [2, 2, 2]"),
+    ("augment.hflip", lambda v: 0 <= v <= 1, "is a probability in [0, 1]", "e.g. 0.5"),
+    ("augment.crop_padding", lambda v: v >= 0, "must be >= 0", "e.g. 4"),
+    ("augment.brightness", lambda v: v >= 0, "must be >= 0", "e.g. 0.2"),
+    ("augment.contrast", lambda v: v >= 0, "must be >= 0", "e.g. 0.2"),
+    ("augment.saturation", lambda v: v >= 0, "must be >= 0", "e.g. 0.2"),
+    ("augment.hue", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "e.g. 0.05"),
+    ("dataset.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
+    ("dataset.test_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
+    ("dataset.image_size", lambda v: v is None or v >= 1, "must be >= 1", "e.g. 64"),
+    ("search.num_samples", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
+    ("search.max_concurrent", lambda v: v >= 0, "must be >= 0", "use 0 for no limit"),
+    ("scheduler.grace_period", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
+    ("scheduler.reduction_factor", lambda v: v > 1, "must be > 1", "e.g. 2 or 3"),
+    ("resources.cpus_per_trial", lambda v: v > 0, "must be > 0", "e.g. 1"),
+    ("resources.gpus_per_trial", lambda v: v >= 0, "must be >= 0", "e.g. 0.5"),
+    ("output.keep_checkpoints", lambda v: v >= 1, "must be >= 1", "e.g. 2"),
+    ("retrain.epochs", lambda v: v >= 0, "must be >= 0", "use 0 for the search's train.epochs"),
+]
+_RULES_BY_KEY = {rule[0]: rule for rule in _VALUE_RULES}
+
+
+def combination_problem(cfg: TrialConfig) -> str | None:
+    """Why this combination of model fields cannot be built, or None if it can."""
+    from tune_app.models import model_problem
+
+    return model_problem(cfg.model)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Parser:
+    def __init__(self, file: str, lines: dict[str, int]):
+        self.file, self.lines = file, lines
+
+    def error(self, key: str, message: str, fix: str | None = None) -> UsageError:
+        # A key inside a domain ("train.lr.grid") reports the line of the deepest known key.
+        line, probe = None, key
+        while probe and line is None:
+            line = self.lines.get(probe)
+            probe = probe.rpartition(".")[0]
+        return UsageError(message, file=self.file, key=key, line=line, fix=fix)
+
+    def value(self, key: str, raw: Any, hint: Any) -> Any:
+        try:
+            value = coerce(raw, hint)
+        except _BadValue:
+            fix = f"write a value of type {_type_name(hint)}"
+            if typing.get_origin(hint) is Literal and isinstance(raw, str):
+                fix = _did_you_mean(raw, [str(a) for a in typing.get_args(hint)])
+            raise self.error(key, f"expected {_type_name(hint)}, got {raw!r}", fix) from None
+        rule = _RULES_BY_KEY.get(key)
+        if rule and not rule[1](value):
+            raise self.error(key, f"{value!r} {rule[2]}", rule[3])
+        return value
+
+    def domain(self, key: str, raw: dict, hint: Any) -> Domain:
+        if len(raw) != 1:
+            raise self.error(key, f"a search domain has exactly one of {', '.join(DOMAIN_KINDS)}",
+                             "write e.g. 'lr: {grid: [1e-3, 2e-3]}'")
+        kind, arg = next(iter(raw.items()))
+        dkey = f"{key}.{kind}"
+        if kind not in DOMAIN_KINDS:
+            raise self.error(dkey, f"unknown search domain '{kind}'", _did_you_mean(kind, DOMAIN_KINDS))
+        if not isinstance(arg, list) or not arg:
+            raise self.error(dkey, f"'{kind}' needs a non-empty list", f"write '{kind}: [...]'")
+        if kind in ("grid", "choice"):
+            values = tuple(self.value(key, v, hint) for v in arg)
+            if len(set(map(repr, values))) != len(values):
+                raise self.error(dkey, f"'{kind}' lists a value twice", "remove the duplicate")
+            return Domain(kind, values)
+        base = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+        want = int if kind == "randint" else float
+        if want not in base:
+            raise self.error(dkey, f"'{kind}' does not fit a field of type {_type_name(hint)}",
+                             "use grid: or choice: with explicit values")
+        if len(arg) != 2:
+            raise self.error(dkey, f"'{kind}' takes [lo, hi]", f"write '{kind}: [lo, hi]'")
+        lo, hi = (self.value(key, v, want) for v in arg)
+        if lo >= hi:
+            raise self.error(dkey, f"lo {lo} must be < hi {hi}", "swap or widen the bounds")
+        if kind == "loguniform" and lo <= 0:
+            raise self.error(dkey, "loguniform needs lo > 0", "use a positive lower bound")
+        return Domain(kind, (lo, hi))
+
+    def section(self, name: str, raw: Any, cls: type, space: dict[str, Domain] | None) -> Any:
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise self.error(name, "expected a mapping of keys", f"write '{name}:' then indented 'key: value' lines")
+        hints = typing.get_type_hints(cls)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        values: dict[str, Any] = {}
+        for key, item in raw.items():
+            dotted = f"{name}.{key}"
+            if key not in fields:
+                raise self.error(dotted, f"unknown key '{key}'", _did_you_mean(key, fields))
+            is_domain = isinstance(item, dict) and typing.get_origin(hints[key]) is not dict
+            if is_domain:
+                if space is None:
+                    raise self.error(dotted, f"section '{name}' cannot be searched",
+                                     f"search only {', '.join(SEARCHABLE_SECTIONS)} fields")
+                space[dotted] = self.domain(dotted, item, hints[key])
+            else:
+                values[key] = self.value(dotted, item, hints[key])
+        return cls(**values)
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Parse and check a spec file; raise UsageError on the first mistake."""
+    data, lines = read_yaml(path)
+    file = str(path)
+    parser = _Parser(file, lines)
+    for name in data:
+        if name not in SECTIONS:
+            raise parser.error(str(name), f"unknown section '{name}'", _did_you_mean(name, SECTIONS))
+    space: dict[str, Domain] = {}
+    parsed = {
+        name: parser.section(name, data.get(name), cls, space if name in SEARCHABLE_SECTIONS else None)
+        for name, cls in SECTIONS.items()
+    }
+    if "name" not in (data.get("output") or {}):
+        parsed["output"].name = Path(path).stem
+    spec = ExperimentSpec(
+        path=file,
+        base=TrialConfig(dataset=parsed["dataset"], augment=parsed["augment"],
+                         model=parsed["model"], train=parsed["train"]),
+        space=space,
+        search=parsed["search"],
+        scheduler=parsed["scheduler"],
+        resources=parsed["resources"],
+        output=parsed["output"],
+        retrain=parsed["retrain"],
+    )
+    _check_registries(spec, parser)
+    _check_search(spec, parser)
+    return spec
+
+
+def _check_registries(spec: ExperimentSpec, parser: _Parser) -> None:
+    from tune_app.data import DATASETS
+    from tune_app.models import MODELS
+
+    if spec.base.dataset.name not in DATASETS:
+        raise parser.error("dataset.name", f"unknown dataset '{spec.base.dataset.name}'",
+                           _did_you_mean(spec.base.dataset.name, DATASETS))
+    names = spec.space["model.name"].values if "model.name" in spec.space else (spec.base.model.name,)
+    for name in names:
+        if name not in MODELS:
+            raise parser.error("model.name", f"unknown model '{name}'", _did_you_mean(name, MODELS))
+
+
+def _check_search(spec: ExperimentSpec, parser: _Parser) -> None:
+    algo = spec.search.algorithm
+    for key, dom in spec.space.items():
+        if algo == "grid" and dom.kind != "grid":
+            raise parser.error(f"{key}.{dom.kind}", f"search.algorithm grid needs 'grid:' lists, got '{dom.kind}'",
+                               "write 'grid: [...]' or set search.algorithm: optuna")
+        if algo == "optuna" and dom.kind == "grid":
+            raise parser.error(f"{key}.grid", "optuna samples values; it cannot run a grid",
+                               "write 'choice: [...]' or set search.algorithm: grid")
+    if "train.epochs" in spec.space and spec.scheduler.name == "asha":
+        raise parser.error("train.epochs", "cannot be searched while ASHA uses it as max_t",
+                           "fix train.epochs or set scheduler.name: none")
+    if spec.scheduler.name == "asha" and spec.scheduler.grace_period > spec.base.train.epochs:
+        raise parser.error("scheduler.grace_period",
+                           f"{spec.scheduler.grace_period} exceeds train.epochs ({spec.base.train.epochs})",
+                           "use a grace period <= train.epochs")
+    points, dropped = _valid_points(spec)
+    spec.dropped = dropped
+    if not points:
+        first = dropped[0][1] if dropped else "no configuration"
+        raise parser.error("model", f"no valid configuration is left in the search space ({first})",
+                           "make model.groups divide every stage's channels")
+
+
+def _valid_points(spec: ExperimentSpec) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """Split the discrete combinations into buildable and dropped (with the reason).
+
+    For optuna only the categorical fields are enumerated: a continuous lr cannot make a
+    model unbuildable, and sampling cannot skip a combination, so any invalid one is fatal.
+    """
+    discrete = {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")}
+    keys = list(discrete)
+    points, dropped = [], []
+    for combo in itertools.product(*(discrete[k] for k in keys)):
+        point = dict(zip(keys, combo))
+        problem = combination_problem(spec.base.with_overrides(point))
+        (dropped.append((point, problem)) if problem else points.append(point))
+    if spec.search.algorithm == "optuna" and dropped and points:
+        point, problem = dropped[0]
+        raise UsageError(f"optuna could sample an invalid model: {point} ({problem})", file=spec.path,
+                         key=", ".join(point), fix="restrict the choices so every combination is valid")
+    return points, dropped
+
+
+def encode_choice(value: Any) -> Any:
+    """Optuna categoricals hold only scalars, so list values travel as JSON strings."""
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+def decode_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
+    """Undo `encode_choice` for the fields whose type admits a list."""
+    out = {}
+    for key, value in hparams.items():
+        section, name = key.split(".", 1)
+        hint = typing.get_type_hints(SECTIONS[section])[name]
+        if isinstance(value, str) and value.startswith("[") and "list" in str(hint):
+            value = json.loads(value)
+        out[key] = value
+    return out

@@ -1,0 +1,95 @@
+"""The thin Ray Tune adapter around `training.train`, and the driver-side TensorBoard logger.
+
+A trial's config is `{"hp": {"train.lr": ..., "model.groups": ...}}`: only the searched
+values travel through Ray; the rest of the TrialConfig is bound once with `with_parameters`,
+as is the prepared dataset (Ray's object store shares its pages between trials on a node).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+import torch
+from ray import tune
+from ray.tune import Callback
+from ray.tune.logger import LoggerCallback
+
+from tune_app.checkpoint import load_checkpoint, save_checkpoint
+from tune_app.config import TrialConfig
+from tune_app.data import DataBundle
+from tune_app.tb import TrialWriter
+from tune_app.training import train
+
+HP_KEY = "hp"
+
+
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float) -> None:
+    cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
+    # Several trials share the node's cores: more torch threads than our share only thrashes.
+    torch.set_num_threads(cfg.train.threads or max(1, int(cpus)))
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume = load_checkpoint(directory)
+
+    def on_epoch_end(metrics: dict[str, Any], state) -> None:
+        with tempfile.TemporaryDirectory() as directory:
+            save_checkpoint(directory, state())
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    train(cfg, on_epoch_end, data=data, resume=resume)
+
+
+def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float):
+    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus)
+    return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
+
+
+def trial_dirname(trial) -> str:
+    # "trial_00007": short, sortable, and stable when a search is resumed.
+    return "trial_" + trial.trial_id.rsplit("_", 1)[-1]
+
+
+class TensorBoardCallback(LoggerCallback):
+    """Writes each trial's scalars and HParams session into the trial's own folder.
+
+    Runs in the driver, so it sees trials ASHA stops as well as the ones still running.
+    """
+
+    def __init__(self) -> None:
+        self._writers: dict[str, TrialWriter] = {}
+
+    def log_trial_start(self, trial) -> None:
+        if trial.trial_id in self._writers:
+            return
+        trial.init_local_path()
+        hparams = {k.split(".", 1)[-1]: v for k, v in trial.config.get(HP_KEY, {}).items()}
+        hparams["trial"] = trial_dirname(trial)
+        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams)
+
+    def log_trial_restore(self, trial) -> None:
+        self.log_trial_start(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        if "epoch" in result:
+            if trial.trial_id not in self._writers:
+                self.log_trial_start(trial)
+            self._writers[trial.trial_id].epoch(result)
+
+    def log_trial_end(self, trial, failed: bool = False) -> None:
+        writer = self._writers.pop(trial.trial_id, None)
+        if writer is not None:
+            writer.close()
+
+
+class TrialStatusCallback(Callback):
+    """Remembers which trials an ended fit() left unfinished (Ctrl-C returns normally)."""
+
+    def __init__(self) -> None:
+        self.unfinished: list[str] | None = None
+
+    def on_experiment_end(self, trials, **info) -> None:
+        self.unfinished = [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")]

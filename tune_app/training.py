@@ -1,0 +1,234 @@
+"""Plain PyTorch training: no Ray in here. The search's trainable and retrain-best both call
+`train()`; `train_one_epoch` and `evaluate` return metric dicts.
+
+The dataset is moved to the device once as uint8; batches are drawn by index there and
+augmented on the device, so nothing per image happens in Python.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from tune_app.augment import Augment
+from tune_app.config import TrainConfig, TrialConfig
+from tune_app.data import DataBundle, Split, load_dataset
+from tune_app.models import build_model
+
+# on_epoch_end(metrics, state): `state()` builds the checkpoint dict only when asked for.
+EpochCallback = Callable[[dict[str, Any], Callable[[], dict[str, Any]]], None]
+
+
+@dataclass
+class DeviceSplit:
+    images: torch.Tensor  # uint8 (N, C, H, W) on the training device
+    labels: torch.Tensor  # int64 (N,)
+
+    @classmethod
+    def from_split(cls, split: Split, device: torch.device) -> "DeviceSplit":
+        # Arrays from Ray's object store or a memory-mapped cache are read-only; we never write
+        # to them, and copying a large dataset per trial is what sharing it avoids.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return cls(torch.from_numpy(np.ascontiguousarray(split.images)).to(device),
+                       torch.from_numpy(np.ascontiguousarray(split.labels)).to(device))
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+class Normalize(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict[str, Any]] = field(default_factory=list)
+    diverged: bool = False
+
+
+def pick_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    params = model.parameters()
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                           momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    total = max(1, cfg.epochs * steps_per_epoch)
+    if cfg.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _autocast(device: torch.device, enabled: bool):
+    # bf16 needs no loss scaling; on CPU we stay in fp32 (CPU autocast is slower there).
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
+                          enabled=enabled and device.type == "cuda")
+
+
+def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule, data: DeviceSplit,
+                    augment: Augment, normalize: Normalize, cfg: TrainConfig, epoch: int) -> dict[str, Any]:
+    """One pass over `data` in a seeded random order; returns train loss/accuracy and lr."""
+    model.train()
+    device = data.images.device
+    # Seeding per epoch makes a resumed run draw the same batches and augmentations as an
+    # uninterrupted one.
+    torch.manual_seed(cfg.seed * 100_003 + epoch)
+    order = torch.randperm(len(data), device=device)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    diverged = False
+    lr = optimizer.param_groups[0]["lr"]
+    for start in range(0, len(data), cfg.batch_size):
+        index = order[start:start + cfg.batch_size]
+        if index.numel() < 2 and seen:  # a 1-image batch breaks BatchNorm statistics
+            break
+        x = normalize(augment(data.images[index]))
+        y = data.labels[index]
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, cfg.amp):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        if not torch.isfinite(loss):
+            diverged = True
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        lr = optimizer.param_groups[0]["lr"]
+        schedule.step()
+        total_loss += loss.detach() * y.shape[0]
+        correct += (logits.argmax(1) == y).sum()
+        seen += y.shape[0]
+    return {
+        "train_loss": float("nan") if diverged else (total_loss / max(seen, 1)).item(),
+        "train_accuracy": correct.item() / max(seen, 1),
+        "lr": lr,
+        "diverged": diverged,
+    }
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: DeviceSplit, normalize: Normalize, batch_size: int = 1024,
+             amp: bool = True, return_predictions: bool = False) -> dict[str, Any]:
+    """Loss, top-1 and top-5 accuracy over `data`; optionally the predicted classes."""
+    model.eval()
+    device = data.images.device
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    correct5 = torch.zeros((), device=device, dtype=torch.long)
+    preds = []
+    for start in range(0, len(data), batch_size):
+        x = normalize(data.images[start:start + batch_size].float().div_(255.0))
+        y = data.labels[start:start + batch_size]
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            logits = model(x).float()
+        total_loss += nn.functional.cross_entropy(logits, y, reduction="sum")
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        correct += (top[:, 0] == y).sum()
+        correct5 += (top == y[:, None]).any(dim=1).sum()
+        if return_predictions:
+            preds.append(top[:, 0])
+    n = max(len(data), 1)
+    out: dict[str, Any] = {"loss": (total_loss / n).item(), "accuracy": correct.item() / n,
+                           "top5_accuracy": correct5.item() / n}
+    if return_predictions:
+        out["predictions"] = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
+    return out
+
+
+def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
+          data: Optional[DataBundle] = None, resume: Optional[dict[str, Any]] = None,
+          train_split: Optional[Split] = None, epochs: Optional[int] = None) -> TrainResult:
+    """Train `cfg` and validate after every epoch.
+
+    data: a prepared bundle (the search shares one across trials); loaded from cfg if None.
+    resume: a checkpoint dict from an earlier call; training continues after its epoch.
+    train_split / epochs: retrain-best trains on train+val for its own number of epochs.
+    """
+    tc = cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    data = data if data is not None else load_dataset(cfg.dataset)
+    device = pick_device(tc)
+    epochs = epochs or tc.epochs
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(tc.seed)
+    model = build_model(cfg.model, data.num_classes, data.image_shape[0]).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    train_data = DeviceSplit.from_split(train_split or data.train, device)
+    val_data = DeviceSplit.from_split(data.val, device)
+    optimizer = make_optimizer(model, tc)
+    steps = math.ceil(len(train_data) / tc.batch_size)
+    schedule = make_schedule(optimizer, replace(tc, epochs=epochs), steps)
+    augment = Augment(cfg.augment, data.image_shape[0]).to(device)
+    normalize = Normalize(data.mean, data.std).to(device)
+    start = 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        schedule.load_state_dict(resume["schedule"])
+        start = int(resume["epoch"]) + 1
+
+    result = TrainResult(model=model)
+    for epoch in range(start, epochs + 1):
+        began = time.perf_counter()
+        fit = train_one_epoch(model, optimizer, schedule, train_data, augment, normalize, tc, epoch)
+        val = evaluate(model, val_data, normalize, tc.eval_batch_size, tc.amp)
+        metrics = {
+            "epoch": epoch,
+            "train_loss": fit["train_loss"],
+            "train_accuracy": fit["train_accuracy"],
+            "val_loss": val["loss"],
+            "val_accuracy": val["accuracy"],
+            "val_top5_accuracy": val["top5_accuracy"],
+            "lr": fit["lr"],
+            "diverged": fit["diverged"],
+            "epoch_time_s": time.perf_counter() - began,
+        }
+        result.history.append(metrics)
+
+        def state(epoch: int = epoch) -> dict[str, Any]:
+            return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                    "class_names": list(data.class_names)}
+
+        if on_epoch_end is not None:
+            on_epoch_end(metrics, state)
+        if fit["diverged"]:
+            result.diverged = True
+            break
+    return result
+
