@@ -116,6 +116,7 @@ class SearchConfig:
     mode: Literal["max", "min"] = doc("whether the metric is maximised or minimised", "max")
     seed: int = doc("seed of the searcher (optuna TPE)", 0)
     max_concurrent: int = doc("trials running at once; 0 = as many as resources allow", 0)
+    max_failures: int = doc("times a crashed trial is restarted from its last checkpoint", 2)
 
 
 @dataclass

@@ -132,6 +132,13 @@ def _read_history(result_file: Path) -> list[dict[str, Any]]:
     return [history[e] for e in sorted(history)]
 
 
+def _errored(trial_dir: Path, final_status: str | None) -> bool:
+    # Ray leaves error.txt behind after a crash even when the restarted trial then finished.
+    if final_status is not None:
+        return final_status == "ERROR"
+    return (trial_dir / "error.txt").is_file()
+
+
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     meta_file = path / EXPERIMENT_FILE
@@ -148,7 +155,7 @@ def load_experiment(path: str | Path) -> Experiment:
             path=trial_dir,
             hparams=params.get("hp", {}),
             history=_read_history(trial_dir / "result.json"),
-            error=(trial_dir / "error.txt").is_file(),
+            error=_errored(trial_dir, meta.get("trial_status", {}).get(trial_dir.name)),
         ))
     return Experiment(path=path, meta=meta, trials=trials)
 

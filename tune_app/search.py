@@ -186,7 +186,7 @@ def claim_experiment_dir(root: Path, name: str) -> Path:
     return path
 
 
-def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
+def write_meta(path: Path, spec: ExperimentSpec, status: str, trial_status: dict[str, str] | None = None) -> None:
     from dataclasses import asdict
 
     meta = {
@@ -202,6 +202,7 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
         "resources": asdict(spec.resources),
         "output": asdict(spec.output),
         "retrain": asdict(spec.retrain),
+        "trial_status": trial_status or {},
     }
     tmp = path / "experiment.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
@@ -289,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
                     name=experiment_dir.name, storage_path=str(storage),
+                    failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,
                         checkpoint_score_attribute=spec.search.metric,
@@ -300,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         tuner.fit()
         status = "interrupted" if statuses.unfinished is None or statuses.unfinished else "finished"
     finally:
-        write_meta(experiment_dir, spec, status)
+        write_meta(experiment_dir, spec, status, statuses.status)
     _print_summary(experiment_dir, time.perf_counter() - started)
     if status != "finished":
         print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {experiment_dir}",

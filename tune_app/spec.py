@@ -213,6 +213,7 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
     ("dataset.image_size", lambda v: v is None or v >= 1, "must be >= 1", "e.g. 64"),
     ("search.num_samples", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
     ("search.max_concurrent", lambda v: v >= 0, "must be >= 0", "use 0 for no limit"),
+    ("search.max_failures", lambda v: v >= 0, "must be >= 0", "use 0 to never retry"),
     ("scheduler.grace_period", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
     ("scheduler.reduction_factor", lambda v: v > 1, "must be > 1", "e.g. 2 or 3"),
     ("resources.cpus_per_trial", lambda v: v > 0, "must be > 0", "e.g. 1"),

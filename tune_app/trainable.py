@@ -86,10 +86,23 @@ class TensorBoardCallback(LoggerCallback):
 
 
 class TrialStatusCallback(Callback):
-    """Remembers which trials an ended fit() left unfinished (Ctrl-C returns normally)."""
+    """Final status of every trial (Ray's TERMINATED / ERROR / ...), by trial folder name.
+
+    A trial that crashed and was restarted keeps Ray's error.txt, so the file alone cannot
+    tell a recovered trial from a failed one; this record can. `unfinished` is None until
+    fit() ends normally, so an interrupted run is recognised too.
+    """
 
     def __init__(self) -> None:
+        self.status: dict[str, str] = {}
         self.unfinished: list[str] | None = None
 
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self.status[trial_dirname(trial)] = "TERMINATED"
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self.status[trial_dirname(trial)] = "ERROR"
+
     def on_experiment_end(self, trials, **info) -> None:
-        self.unfinished = [t.trial_id for t in trials if t.status not in ("TERMINATED", "ERROR")]
+        self.status.update({trial_dirname(t): t.status for t in trials})
+        self.unfinished = [trial_dirname(t) for t in trials if t.status not in ("TERMINATED", "ERROR")]

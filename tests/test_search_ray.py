@@ -1,0 +1,106 @@
+"""A real (small) Ray Tune search with ASHA on digits, then retrain-best on its result."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tune_app import retrain_best, search
+from tune_app.checkpoint import load_checkpoint
+from tune_app.experiment import load_experiment
+
+SPEC = {
+    # 8 trials; lr 1e-5 barely learns in 4 epochs, so ASHA has clear losers to stop.
+    "model": {"groups": {"grid": [2, 4]}, "stage_blocks": {"grid": [1, 2]}},
+    "train": {"lr": {"grid": [3.0e-3, 1.0e-5]}},
+}
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory):
+    import ray
+
+    tmp = tmp_path_factory.mktemp("search")
+    from tests.conftest import QUICK_SPEC, deep_merge
+    import yaml
+
+    data = deep_merge(QUICK_SPEC, SPEC)
+    data["output"]["results_dir"] = str(tmp / "results")
+    spec = tmp / "quick.yaml"
+    spec.write_text(yaml.safe_dump(data))
+    assert search.main(["--space", str(spec), "--num-cpus", "2"]) == 0
+    yield tmp / "results" / "quick", spec
+    ray.shutdown()
+
+
+def test_search_runs_every_grid_point_and_asha_stops_some(experiment):
+    path, _ = experiment
+    exp = load_experiment(path)
+    assert json.loads((path / "experiment.json").read_text())["status"] == "finished"
+    assert len(exp.trials) == 8
+    statuses = [t.status(exp.max_epochs) for t in exp.trials]
+    assert "stopped early" in statuses and "completed" in statuses
+    for trial in exp.trials:
+        epochs = [h["epoch"] for h in trial.history]
+        assert epochs == list(range(1, len(epochs) + 1))  # one report per epoch, no gaps
+        assert {"val_accuracy", "val_loss", "train_loss", "train_accuracy"} <= set(trial.history[0])
+    best = exp.best_trial()
+    assert best.hparams["train.lr"] == 3e-3 and best.best("val_accuracy", "max") > 0.5
+
+
+def test_checkpoints_hold_state_and_config_and_only_the_best_few_are_kept(experiment):
+    path, _ = experiment
+    for trial in load_experiment(path).trials:
+        checkpoints = trial.checkpoints()
+        assert 1 <= len(checkpoints) <= 2
+        state = load_checkpoint(checkpoints[-1])
+        assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names"}
+        assert state["config"]["train"]["lr"] == trial.hparams["train.lr"]
+
+
+def test_each_trial_writes_tensorboard_events(experiment):
+    path, _ = experiment
+    for trial in load_experiment(path).trials:
+        assert list((trial.path / "tb").glob("events.out.tfevents.*"))
+
+
+def test_ranked_table_is_written(experiment):
+    path, _ = experiment
+    rows = json.loads((path / "trials.json").read_text())
+    assert [r["rank"] for r in rows] == list(range(1, 9))
+    assert rows[0]["best_val_accuracy"] >= rows[-1]["best_val_accuracy"]
+    assert {"groups", "stage_blocks", "lr", "epochs", "status"} <= set(rows[0])
+
+
+def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment):
+    path, _ = experiment
+    assert retrain_best.main(["--experiment", str(path)]) == 0
+    best = path / "best"
+    metrics = json.loads((best / "metrics.json").read_text())
+    assert metrics["trial"] == load_experiment(path).best_trial().name
+    assert metrics["epochs"] == 3 and metrics["train_on"] == "train"
+    assert metrics["test"]["accuracy"] > 0.5 and len(metrics["test"]["confusion_matrix"]) == 10
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 360  # the whole test split, once
+    assert "val-to-test gap" in (best / "summary.md").read_text()
+    state = load_checkpoint(best)
+    assert state["class_names"] == [str(d) for d in range(10)]
+    before = (best / "metrics.json").read_bytes()
+    assert retrain_best.main(["--experiment", str(path), "--epochs", "1", "--train-on", "train+val"]) == 0
+    assert (best / "metrics.json").read_bytes() == before
+    assert json.loads((path / "best-2" / "metrics.json").read_text())["train_on"] == "train+val"
+
+
+def test_a_second_search_with_the_same_name_gets_its_own_folder(experiment):
+    path, spec = experiment
+    before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
+    data = json.loads(json.dumps(__import__("yaml").safe_load(spec.read_text())))
+    data["model"] = {**data["model"], "groups": 2, "stage_blocks": 1}
+    data["train"] = {**data["train"], "lr": 3.0e-3, "epochs": 1}
+    single = spec.with_name("single.yaml")
+    single.write_text(__import__("yaml").safe_dump(data))
+    assert search.main(["--space", str(single), "--name", "quick"]) == 0
+    siblings = [p for p in path.parent.iterdir() if p.name.startswith("quick-")]
+    assert len(siblings) == 1 and len(load_experiment(siblings[0]).trials) == 1
+    assert {p: p.stat().st_mtime_ns for p in path.rglob("*") if p in before} == before
