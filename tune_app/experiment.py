@@ -21,6 +21,14 @@ from tune_app.config import TrialConfig
 from tune_app.errors import UsageError
 from tune_app.spec import decode_hparams
 
+
+ENDED_FILE = "ended.json"  # written into a trial's folder when it really ends (see trainable)
+
+
+def read_ended(trial_dir: Path) -> Optional[str]:
+    path = trial_dir / ENDED_FILE
+    return json.loads(path.read_text())["status"] if path.is_file() else None
+
 EXPERIMENT_FILE = "experiment.json"
 
 
@@ -30,7 +38,7 @@ class TrialRecord:
     path: Path
     hparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
-    error: bool = False
+    ended: Optional[str] = None  # "TERMINATED" / "ERROR" once the trial really ended, else None
 
     @property
     def epochs_run(self) -> int:
@@ -54,13 +62,15 @@ class TrialRecord:
         return sorted(self.path.glob("checkpoint_*/checkpoint.pt"))
 
     def status(self, max_epochs: int) -> str:
-        if self.error:
+        if self.ended == "ERROR":
             return "error"
         if self.diverged:
             return "diverged"
         if self.epochs_run >= max_epochs:
             return "completed"
-        return "stopped early" if self.epochs_run else "not started"
+        if self.ended == "TERMINATED":
+            return "stopped early"
+        return "interrupted" if self.epochs_run else "not started"
 
 
 @dataclass
@@ -132,13 +142,6 @@ def _read_history(result_file: Path) -> list[dict[str, Any]]:
     return [history[e] for e in sorted(history)]
 
 
-def _errored(trial_dir: Path, final_status: str | None) -> bool:
-    # Ray leaves error.txt behind after a crash even when the restarted trial then finished.
-    if final_status is not None:
-        return final_status == "ERROR"
-    return (trial_dir / "error.txt").is_file()
-
-
 def load_experiment(path: str | Path) -> Experiment:
     path = Path(path)
     meta_file = path / EXPERIMENT_FILE
@@ -155,7 +158,7 @@ def load_experiment(path: str | Path) -> Experiment:
             path=trial_dir,
             hparams=params.get("hp", {}),
             history=_read_history(trial_dir / "result.json"),
-            error=_errored(trial_dir, meta.get("trial_status", {}).get(trial_dir.name)),
+            ended=read_ended(trial_dir),
         ))
     return Experiment(path=path, meta=meta, trials=trials)
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
 import sys
 import time
@@ -23,6 +24,9 @@ from tune_app.spec import Domain, ExperimentSpec, encode_choice, load_spec
 # work) and want the classic reporter, whose columns we choose.
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# We catch SIGINT ourselves (to know a run was interrupted) and forward it as SIGUSR1, on which
+# Tune stops gracefully just as it would on SIGINT.
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 # Every epoch checkpoints by design; Ray's "snapshotting too often" warning is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
@@ -186,7 +190,7 @@ def claim_experiment_dir(root: Path, name: str) -> Path:
     return path
 
 
-def write_meta(path: Path, spec: ExperimentSpec, status: str, trial_status: dict[str, str] | None = None) -> None:
+def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
     from dataclasses import asdict
 
     meta = {
@@ -202,7 +206,6 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str, trial_status: dict
         "resources": asdict(spec.resources),
         "output": asdict(spec.output),
         "retrain": asdict(spec.retrain),
-        "trial_status": trial_status or {},
     }
     tmp = path / "experiment.json.tmp"
     tmp.write_text(json.dumps(meta, indent=2))
@@ -261,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray import tune
 
-    from tune_app.trainable import TensorBoardCallback, TrialStatusCallback, make_trainable, trial_dirname
+    from tune_app.trainable import (SchedulerStateCallback, TensorBoardCallback, TrialStatusCallback,
+                                    make_trainable, trial_dirname)
 
     context = ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
                        num_gpus=args.num_gpus if not args.address else None,
@@ -273,18 +277,21 @@ def main(argv: list[str] | None = None) -> int:
     check_resources(spec)
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
     status = "interrupted"
-    statuses = TrialStatusCallback()
+    interrupts = _Interrupts()
+    signal.signal(signal.SIGINT, interrupts)
+    signal.signal(signal.SIGTERM, interrupts)
     try:
         if args.resume:
             tuner = tune.Tuner.restore(str(experiment_dir.resolve()), trainable,
                                        resume_unfinished=True, resume_errored=True)
         else:
+            scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
                 param_space=param_space(spec),
                 tune_config=tune.TuneConfig(
                     metric=spec.search.metric, mode=spec.search.mode,
-                    search_alg=make_searcher(spec, experiment_dir), scheduler=make_scheduler(spec),
+                    search_alg=make_searcher(spec, experiment_dir), scheduler=scheduler,
                     num_samples=spec.search.num_samples,
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
@@ -295,14 +302,19 @@ def main(argv: list[str] | None = None) -> int:
                         num_to_keep=spec.output.keep_checkpoints,
                         checkpoint_score_attribute=spec.search.metric,
                         checkpoint_score_order=spec.search.mode),
-                    callbacks=[TensorBoardCallback(), statuses, *_result_loggers()],
+                    callbacks=[TensorBoardCallback(), TrialStatusCallback(),
+                               SchedulerStateCallback(scheduler),
+                               *_result_loggers()],
                     progress_reporter=make_reporter(spec), verbose=1),
             )
         started = time.perf_counter()
         tuner.fit()
-        status = "interrupted" if statuses.unfinished is None or statuses.unfinished else "finished"
+        from tune_app.experiment import read_ended
+
+        ended = [d for d in experiment_dir.glob("trial_*") if read_ended(d)]
+        status = "finished" if not interrupts.count and len(ended) >= expected_trials(spec) else "interrupted"
     finally:
-        write_meta(experiment_dir, spec, status, statuses.status)
+        write_meta(experiment_dir, spec, status)
     _print_summary(experiment_dir, time.perf_counter() - started)
     if status != "finished":
         print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {experiment_dir}",
@@ -310,6 +322,28 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     print(f"next: python -m tune_app.retrain_best --experiment {experiment_dir}")
     return 0
+
+
+class _Interrupts:
+    """First Ctrl-C or SIGTERM: ask Tune to stop gracefully (it saves the experiment state and
+    stops on SIGUSR1); a second one: stop at once. Counting them is how we know the run was
+    interrupted rather than finished."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum, frame) -> None:
+        self.count += 1
+        if self.count > 1:
+            raise KeyboardInterrupt
+        print("\nstopping: saving the experiment state (press Ctrl-C again to quit at once)", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+
+def expected_trials(spec: ExperimentSpec) -> int:
+    if spec.search.algorithm == "grid":
+        return len(spec.grid_points()) * spec.search.num_samples
+    return spec.search.num_samples
 
 
 def _result_loggers():

@@ -7,7 +7,9 @@ as is the prepared dataset (Ray's object store shares its pages between trials o
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
 import tempfile
 from typing import Any
 
@@ -19,6 +21,7 @@ from ray.tune.logger import LoggerCallback
 from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
 from tune_app.data import DataBundle
+from tune_app.experiment import ENDED_FILE
 from tune_app.tb import TrialWriter
 from tune_app.training import train
 
@@ -86,23 +89,46 @@ class TensorBoardCallback(LoggerCallback):
 
 
 class TrialStatusCallback(Callback):
-    """Final status of every trial (Ray's TERMINATED / ERROR / ...), by trial folder name.
+    """Marks each trial that really ended with `ended.json` ("TERMINATED" or "ERROR").
 
-    A trial that crashed and was restarted keeps Ray's error.txt, so the file alone cannot
-    tell a recovered trial from a failed one; this record can. `unfinished` is None until
-    fit() ends normally, so an interrupted run is recognised too.
+    Trials without it were cut off by an interruption. Ray's own end-of-run statuses cannot tell:
+    an interrupted run marks every trial TERMINATED, and a crashed-then-recovered trial keeps its
+    error.txt. The mark lives in the trial's folder because Tune re-uploads a stale copy of the
+    experiment folder's top level after a restore.
     """
 
-    def __init__(self) -> None:
-        self.status: dict[str, str] = {}
-        self.unfinished: list[str] | None = None
-
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.status[trial_dirname(trial)] = "TERMINATED"
+        self._mark(trial, "TERMINATED")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self.status[trial_dirname(trial)] = "ERROR"
+        self._mark(trial, "ERROR")
 
-    def on_experiment_end(self, trials, **info) -> None:
-        self.status.update({trial_dirname(t): t.status for t in trials})
-        self.unfinished = [trial_dirname(t) for t in trials if t.status not in ("TERMINATED", "ERROR")]
+    @staticmethod
+    def _mark(trial, status: str) -> None:
+        trial.init_local_path()
+        path = os.path.join(trial.local_path, ENDED_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump({"status": status}, f)
+        os.replace(path + ".tmp", path)
+
+
+class SchedulerStateCallback(Callback):
+    """Carries the scheduler's state (ASHA's rungs) across `--resume`.
+
+    Tune snapshots the searcher and the callbacks' state with the experiment, but not the
+    scheduler's; without this a resumed search would judge its trials against empty rungs.
+    The callback and the scheduler are pickled together in the tuner state, so after a
+    restore `self.scheduler` is the scheduler Tune uses.
+    """
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+
+    def get_state(self) -> dict | None:
+        if self.scheduler is None:
+            return None
+        return {"scheduler": pickle.dumps(self.scheduler.__dict__)}
+
+    def set_state(self, state: dict) -> None:
+        if self.scheduler is not None and state and "scheduler" in state:
+            self.scheduler.__dict__.update(pickle.loads(state["scheduler"]))
