@@ -49,8 +49,6 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     best = experiment.best_trial()
     cfg = experiment.trial_config(best)
     epochs = epochs or experiment.meta["retrain"]["epochs"] or cfg.train.epochs
-    if epochs < 1:
-        raise UsageError(f"--epochs must be >= 1, got {epochs}", key="--epochs", fix="pass a positive number")
     train_on = train_on or experiment.meta["retrain"]["train_on"]
     data = load_dataset(cfg.dataset)
     train_split = data.train
@@ -137,6 +135,9 @@ def summary_markdown(m: dict[str, Any]) -> str:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.epochs is not None and args.epochs < 1:
+        raise UsageError(f"must be >= 1, got {args.epochs}", key="--epochs",
+                         fix="pass a positive number of epochs, or leave it out for the spec's retrain.epochs")
     from tune_app.experiment import newest_experiment
 
     experiment = Path(args.experiment) if args.experiment else newest_experiment(args.results)

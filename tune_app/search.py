@@ -148,11 +148,38 @@ def make_reporter(spec: ExperimentSpec):
     )
 
 
-def check_resources(spec: ExperimentSpec) -> None:
-    """A trial that fits on no node would stay PENDING forever; say so now instead."""
+def start_ray(args: argparse.Namespace):
     import ray
 
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    try:
+        return ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
+                        num_gpus=args.num_gpus if not args.address else None,
+                        include_dashboard=True, dashboard_host=args.dashboard_host,
+                        dashboard_port=args.dashboard_port, logging_level="warning",
+                        ignore_reinit_error=True)
+    except (ConnectionError, TimeoutError) as err:
+        raise UsageError(f"cannot reach a Ray cluster at '{args.address}': {str(err).splitlines()[0][:160]}",
+                         key="--address", fix="start one with `ray start --head`, or drop --address "
+                         "to run on this machine") from None
+
+
+def local_resources(args: argparse.Namespace) -> list[dict[str, float]]:
+    """What the Ray instance this run starts on this machine will have (no --address)."""
+    import torch
+
+    cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
+    gpus = args.num_gpus if args.num_gpus is not None else float(torch.cuda.device_count())
+    return [{"CPU": cpus, "GPU": gpus}]
+
+
+def cluster_resources() -> list[dict[str, float]]:
+    import ray
+
+    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+
+
+def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None:
+    """A trial that fits on no node would stay PENDING forever; say so now instead."""
     need = {"CPU": spec.resources.cpus_per_trial, "GPU": spec.resources.gpus_per_trial}
     for resource, amount in need.items():
         most = max((n.get(resource, 0.0) for n in nodes), default=0.0)
@@ -225,7 +252,24 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
                          fix="wait for it to finish or stop it first")
     spec = load_spec(path / "spec.yaml")
     spec.output.name = path.name
+    check_resumable_checkpoints(path)
     return spec
+
+
+def check_resumable_checkpoints(path: Path) -> None:
+    """The newest checkpoint of every unfinished trial is what a resume loads: read each now,
+    so a truncated or foreign file is named here, not as a failing trial later."""
+    from tune_app.checkpoint import load_checkpoint
+    from tune_app.experiment import read_ended
+
+    for trial_dir in sorted(path.glob("trial_*")):
+        checkpoints = sorted(trial_dir.glob("checkpoint_*"))
+        if checkpoints and not read_ended(trial_dir):
+            try:
+                load_checkpoint(checkpoints[-1])
+            except UsageError as err:
+                err.fix = f"delete {checkpoints[-1]} so the trial resumes from its previous checkpoint"
+                raise
 
 
 # --------------------------------------------------------------------------- main
@@ -253,6 +297,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
           f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes")
 
+    import ray
+    from ray import tune
+
+    from tune_app.trainable import (SchedulerStateCallback, TensorBoardCallback, TrialStatusCallback,
+                                    make_trainable, trial_dirname)
+
+    if not args.address:
+        check_resources(spec, local_resources(args))  # before starting Ray: a clean error
+    context = start_ray(args)
+    print(f"Ray dashboard: http://{context.dashboard_url}" if context.dashboard_url
+          else "Ray dashboard: not running (install ray[default])")
+    check_resources(spec, cluster_resources())
+
+    # Only now, with every check passed, does the run get a folder of its own.
     storage = Path(args.storage or spec.output.results_dir).resolve()
     if not args.resume:
         experiment_dir = claim_experiment_dir(storage, spec.output.name)
@@ -260,21 +318,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         storage = experiment_dir.resolve().parent
     write_meta(experiment_dir, spec, "running")
-
-    import ray
-    from ray import tune
-
-    from tune_app.trainable import (SchedulerStateCallback, TensorBoardCallback, TrialStatusCallback,
-                                    make_trainable, trial_dirname)
-
-    context = ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
-                       num_gpus=args.num_gpus if not args.address else None,
-                       include_dashboard=True, dashboard_host=args.dashboard_host,
-                       dashboard_port=args.dashboard_port, logging_level="warning",
-                       ignore_reinit_error=True)
-    print(f"Ray dashboard: http://{context.dashboard_url}" if context.dashboard_url
-          else "Ray dashboard: not running (install ray[default])")
-    check_resources(spec)
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
     status = "interrupted"
     interrupts = _Interrupts()
