@@ -135,11 +135,32 @@ def make_scheduler(spec: ExperimentSpec):
 
 
 def make_reporter(spec: ExperimentSpec):
+    import re
+
     from ray.tune import CLIReporter
 
     from tune_app.trainable import HP_KEY
 
-    return CLIReporter(
+    class Reporter(CLIReporter):
+        """Ray's table, with its header pointing at what users open: Ray calls the driver's staging
+        folder (/tmp/ray/.../driver_artifacts) the "Result logdir", and names the best trial by
+        its internal id ("a9cc1_00002", parameters "hp/train.lr") while the table says trial_00002.
+        Rewrites the printed text only (`_print`: Ray is pinned, see setup.cfg)."""
+
+        results = ""
+
+        def report(self, trials, done, *sys_info):
+            self.results = trials[0].remote_experiment_path if trials else ""
+            super().report(trials, done, *sys_info)
+
+        def _print(self, msg: str) -> None:
+            where = f"Results: {self.results}  (tensorboard --logdir {os.path.dirname(self.results)})"
+            msg = re.sub(r"^Result logdir: .*$", lambda _: where, msg, flags=re.M)
+            msg = re.sub(r"Current best trial: \S+_(\d+) with", r"Current best trial: trial_\1 with", msg)
+            msg = re.sub(rf"'{HP_KEY}/[a-z]+\.([\w.]+)'", r"'\1'", msg)
+            super()._print(msg)
+
+    return Reporter(
         parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1] for k in spec.space},
         metric_columns={"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss",
                         "val_accuracy": "val_acc"},
@@ -170,6 +191,16 @@ def local_resources(args: argparse.Namespace) -> list[dict[str, float]]:
     cpus = args.num_cpus if args.num_cpus is not None else float(os.cpu_count() or 1)
     gpus = args.num_gpus if args.num_gpus is not None else float(torch.cuda.device_count())
     return [{"CPU": cpus, "GPU": gpus}]
+
+
+def check_storage(args: argparse.Namespace, spec: ExperimentSpec) -> None:
+    """On several nodes, trials write checkpoints where they run: a folder only this machine
+    has would scatter the experiment over the nodes' disks."""
+    nodes = len(cluster_resources())
+    if nodes > 1 and not args.storage:
+        raise UsageError(f"the cluster has {nodes} nodes but results go to '{spec.output.results_dir}', "
+                         "a folder only this machine has", key="--storage",
+                         fix="pass --storage with a folder mounted on every node or an s3:// / gs:// URI")
 
 
 def cluster_resources() -> list[dict[str, float]]:
@@ -306,9 +337,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.address:
         check_resources(spec, local_resources(args))  # before starting Ray: a clean error
     context = start_ray(args)
-    print(f"Ray dashboard: http://{context.dashboard_url}" if context.dashboard_url
-          else "Ray dashboard: not running (install ray[default])")
+    # With token authentication on (Ray's default for a local cluster; ray.init records the mode
+    # in RAY_AUTH_MODE) the web UI asks for the token: say how to get it. Flushed, so that a
+    # pipe (tee, a test) sees the address while the search runs.
+    print(f"Ray dashboard: http://{context.dashboard_url}"
+          + ("  (asks for a token: `ray get-auth-token` prints it)"
+             if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "")
+          if context.dashboard_url else "Ray dashboard: not available (this cluster runs without it)", flush=True)
     check_resources(spec, cluster_resources())
+    check_storage(args, spec)
 
     # Only now, with every check passed, does the run get a folder of its own.
     storage = Path(args.storage or spec.output.results_dir).resolve()

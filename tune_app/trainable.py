@@ -13,6 +13,7 @@ import pickle
 import tempfile
 from typing import Any
 
+import ray
 import torch
 from ray import tune
 from ray.tune import Callback
@@ -38,10 +39,13 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
 
+    node = ray.get_runtime_context().get_node_id()
+
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
         with tempfile.TemporaryDirectory() as directory:
             save_checkpoint(directory, state())
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+            # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
+            tune.report({**metrics, "node_id": node}, checkpoint=tune.Checkpoint.from_directory(directory))
 
     train(cfg, on_epoch_end, data=data, resume=resume)
 
