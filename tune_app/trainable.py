@@ -7,6 +7,7 @@ as is the prepared dataset (Ray's object store shares its pages between trials o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -47,7 +48,24 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
             # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
             tune.report({**metrics, "node_id": node}, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    train(cfg, on_epoch_end, data=data, resume=resume)
+    with explain_out_of_memory(tune.get_context().get_trial_name(), cfg):
+        train(cfg, on_epoch_end, data=data, resume=resume)
+
+
+class TrialOutOfMemory(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(trial: str, cfg: TrialConfig):
+    """Turn CUDA's out-of-memory error into one that names the trial and the two fixes."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise TrialOutOfMemory(
+            f"{trial} ran out of GPU memory (batch_size {cfg.train.batch_size}, model "
+            f"{cfg.model.stage_channels} x {cfg.model.stage_blocks}); fix: lower train.batch_size, or raise "
+            "resources.gpus_per_trial so fewer trials share a GPU") from None
 
 
 def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float):

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tune_app.config import TrialConfig
+from tune_app.trainable import TrialOutOfMemory, explain_out_of_memory, trial_dirname
+
+
+def test_out_of_memory_names_the_trial_and_the_fix():
+    cfg = TrialConfig()
+    with pytest.raises(TrialOutOfMemory) as info:
+        with explain_out_of_memory("trial_00003", cfg):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    msg = str(info.value)
+    assert msg.startswith("trial_00003 ran out of GPU memory (batch_size 128")
+    assert "lower train.batch_size" in msg and "resources.gpus_per_trial" in msg
+
+
+def test_other_errors_pass_through_unchanged():
+    with pytest.raises(ValueError, match="boom"):
+        with explain_out_of_memory("trial_00000", TrialConfig()):
+            raise ValueError("boom")
+
+
+def test_trial_folder_names_are_short_and_stable():
+    class Trial:
+        trial_id = "a1b2c_00017"
+
+    assert trial_dirname(Trial()) == "trial_00017"
