@@ -74,8 +74,8 @@ CASES = {
         "species"),
     "resources-too-large": (search, lambda t, r: ["--num-cpus", "2", "--space", w(t, spec_text(results=r)
         + "resources:\n  cpus_per_trial: 64\n")], "resources.cpus_per_trial"),
-    "cluster-unreachable": (search, lambda t, r: ["--address", "auto", "--space", w(t, spec_text(results=r))],
-                            "cannot reach a Ray cluster"),
+    "cluster-unreachable": (search, lambda t, r: ["--address", f"127.0.0.1:{closed_port()}", "--space",
+                                                  w(t, spec_text(results=r))], "cannot reach a Ray cluster"),
     "resume-not-an-experiment": (search, lambda t, r: ["--resume", str(t)], "not a tune_app experiment"),
     "experiment-in-use": (search, lambda t, r: ["--resume", str(fake_experiment(
         t / "busy", "quick", status="running", pid=os.getppid()))], "in use by a running search"),
@@ -89,6 +89,14 @@ CASES = {
     "retrain-bad-epochs": (retrain_best, lambda t, r: ["--experiment", str(fake_experiment(
         t / "ep", "quick")), "--epochs", "-3"], "--epochs"),
 }
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # free once the socket closes: nothing listens there
 
 
 def w(tmp: Path, text: str) -> str:

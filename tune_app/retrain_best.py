@@ -139,14 +139,17 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"must be >= 1, got {args.epochs}", key="--epochs",
                          fix="pass a positive number of epochs, or leave it out for the spec's retrain.epochs")
     from tune_app.experiment import newest_experiment
+    from tune_app.storage import Location
 
-    experiment = Path(args.experiment) if args.experiment else newest_experiment(args.results)
-    m = retrain(experiment, args.epochs, args.train_on)
+    location = Location(args.experiment if args.experiment else newest_experiment(args.results))
+    m = retrain(location.pull(), args.epochs, args.train_on)
+    out = Path(m["output_dir"]).name
+    location.push(out)
     t = m["test"]
     print(f"test accuracy {t['accuracy']:.4f}  top-5 {t['top5_accuracy']:.4f}  macro-F1 {t['macro_f1']:.4f}  "
           f"(search best val {m['search_best_val_accuracy']:.4f}; majority-class baseline "
           f"{m['baselines']['majority_class_accuracy']:.4f})")
-    print(f"written: {m['output_dir']}/ (checkpoint.pt, metrics.json, summary.md, tb/)")
+    print(f"written: {location.child(out)}/ (checkpoint.pt, metrics.json, summary.md, tb/)")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.spec import Domain, ExperimentSpec, encode_choice, load_spec
+from tune_app.storage import Location
 
 # Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
 # work) and want the classic reporter, whose columns we choose.
@@ -169,9 +170,24 @@ def make_reporter(spec: ExperimentSpec):
     )
 
 
+def check_reachable(address: str) -> None:
+    """ray.init waits minutes on an address nobody listens at; a TCP connect says so in seconds."""
+    if address in ("auto", "local"):
+        return  # Ray itself answers at once when it finds no local cluster
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except (OSError, ValueError) as err:
+        raise UsageError(f"cannot reach a Ray cluster at '{address}': {err}", key="--address",
+                         fix="check the host and port (the head's port, 6379 by default; 10001 for "
+                         "ray://), or drop --address to run on this machine") from None
+
+
 def start_ray(args: argparse.Namespace):
     import ray
 
+    if args.address:
+        check_reachable(args.address)
     try:
         return ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
                         num_gpus=args.num_gpus if not args.address else None,
@@ -234,18 +250,18 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def claim_experiment_dir(root: Path, name: str) -> Path:
+def claim_experiment_dir(root: Location, name: str) -> Location:
     """A fresh folder for this run: an existing experiment is never reused or overwritten."""
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / name
-    if path.exists():
-        path = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        suffix = 2
-        while path.exists():
-            path = root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix}"
-            suffix += 1
-    path.mkdir()
-    return path
+    candidates = [name, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"]
+    candidates += [f"{candidates[1]}-{n}" for n in range(2, 100)]
+    for candidate in candidates:
+        location = root.child(candidate)
+        try:
+            location.mkdir()
+            return location
+        except FileExistsError:
+            continue
+    raise UsageError(f"no free experiment name under {root}", key="output.name", fix="pick another name")
 
 
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
@@ -310,7 +326,8 @@ def check_resumable_checkpoints(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.resume:
-        experiment_dir = Path(args.resume)
+        location = Location(args.resume)
+        experiment_dir = location.pull()
         spec = spec_from_experiment(experiment_dir)
     else:
         spec = load_spec(args.space)
@@ -348,21 +365,22 @@ def main(argv: list[str] | None = None) -> int:
     check_storage(args, spec)
 
     # Only now, with every check passed, does the run get a folder of its own.
-    storage = Path(args.storage or spec.output.results_dir).resolve()
     if not args.resume:
-        experiment_dir = claim_experiment_dir(storage, spec.output.name)
+        storage = Location(args.storage or spec.output.results_dir)
+        location = claim_experiment_dir(storage, spec.output.name)
+        experiment_dir = location.local
         shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
-    else:
-        storage = experiment_dir.resolve().parent
     write_meta(experiment_dir, spec, "running")
+    location.push("spec.yaml", "experiment.json")
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
     status = "interrupted"
+    started = time.perf_counter()
     interrupts = _Interrupts()
     signal.signal(signal.SIGINT, interrupts)
     signal.signal(signal.SIGTERM, interrupts)
     try:
         if args.resume:
-            tuner = tune.Tuner.restore(str(experiment_dir.resolve()), trainable,
+            tuner = tune.Tuner.restore(str(location), trainable,
                                        resume_unfinished=True, resume_errored=True)
         else:
             scheduler = make_scheduler(spec)
@@ -376,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
-                    name=experiment_dir.name, storage_path=str(storage),
+                    name=location.name, storage_path=str(storage),
                     failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,
@@ -387,20 +405,22 @@ def main(argv: list[str] | None = None) -> int:
                                *_result_loggers()],
                     progress_reporter=make_reporter(spec), verbose=1),
             )
-        started = time.perf_counter()
         tuner.fit()
         from tune_app.experiment import read_ended
 
+        location.pull()
         ended = [d for d in experiment_dir.glob("trial_*") if read_ended(d)]
         status = "finished" if not interrupts.count and len(ended) >= expected_trials(spec) else "interrupted"
     finally:
         write_meta(experiment_dir, spec, status)
+        location.push("experiment.json")
     _print_summary(experiment_dir, time.perf_counter() - started)
+    location.push("trials.json", *(["optuna.db"] if (experiment_dir / "optuna.db").is_file() else []))
     if status != "finished":
-        print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {experiment_dir}",
+        print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {location}",
               file=sys.stderr)
         return 130
-    print(f"next: python -m tune_app.retrain_best --experiment {experiment_dir}")
+    print(f"next: python -m tune_app.retrain_best --experiment {location}")
     return 0
 
 
