@@ -127,7 +127,7 @@ class Experiment:
         return rows
 
 
-def _read_history(result_file: Path) -> list[dict[str, Any]]:
+def read_history(result_file: Path) -> list[dict[str, Any]]:
     history: dict[int, dict[str, Any]] = {}
     if not result_file.is_file():
         return []
@@ -157,7 +157,7 @@ def load_experiment(path: str | Path) -> Experiment:
             name=trial_dir.name,
             path=trial_dir,
             hparams=params.get("hp", {}),
-            history=_read_history(trial_dir / "result.json"),
+            history=read_history(trial_dir / "result.json"),
             ended=read_ended(trial_dir),
         ))
     return Experiment(path=path, meta=meta, trials=trials)

@@ -460,7 +460,8 @@ def _print_summary(experiment_dir: Path, seconds: float) -> None:
     (experiment_dir / "trials.json").write_text(json.dumps(rows, indent=2))
     stopped = sum(1 for r in rows if r["status"] == "stopped early")
     epochs = sum(r["epochs"] for r in rows)
-    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s; ASHA stopped {stopped} early")
+    asha = f"; ASHA stopped {stopped} early" if experiment.meta["scheduler"]["name"] == "asha" else ""
+    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{asha}")
     print(format_table(rows))
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
 

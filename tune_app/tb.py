@@ -24,8 +24,11 @@ SCALARS = {
     "val_loss": "val/loss",
     "val_accuracy": "val/accuracy",
     "val_top5_accuracy": "val/top5_accuracy",
-    "lr": "lr",
+    # Not plain "lr": every scalar of a session is also an HParams metric column, and one
+    # named "lr" would sit next to the searched hyperparameter "lr" with the same header.
+    "lr": "train/lr",
 }
+FLUSH_SECS = 2
 HPARAM_METRICS = ("hparams/best_val_accuracy", "hparams/last_val_accuracy", "hparams/val_loss",
                   "hparams/epochs_run")
 
@@ -37,9 +40,13 @@ def _tb_value(value: Any) -> Any:
 class TrialWriter:
     """Scalars and HParams record of one training run, in its own folder."""
 
-    def __init__(self, logdir: str, hparams: dict[str, Any]):
-        self.writer = SummaryWriter(logdir=logdir)
-        self.best = -math.inf
+    def __init__(self, logdir: str, hparams: dict[str, Any], best: float = -math.inf):
+        """best: the best val accuracy of epochs logged before (a resumed trial)."""
+        # tensorboardX writes events from a background thread and flushes the file only every
+        # flush_secs (default 120 s): `flush()` can run before an epoch's events are written, and
+        # a running trial's latest epoch would reach TensorBoard up to two minutes late.
+        self.writer = SummaryWriter(logdir=logdir, flush_secs=FLUSH_SECS)
+        self.best = best
         _, session_start, _ = hparams_summary({k: _tb_value(v) for k, v in hparams.items()},
                                               {name: 0.0 for name in HPARAM_METRICS})
         self.writer.file_writer.add_summary(session_start)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import pickle
 import tempfile
+from pathlib import Path
 from typing import Any
 
 import ray
@@ -23,7 +25,7 @@ from ray.tune.logger import LoggerCallback
 from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
 from tune_app.data import DataBundle
-from tune_app.experiment import ENDED_FILE
+from tune_app.experiment import ENDED_FILE, read_history
 from tune_app.tb import TrialWriter
 from tune_app.training import train
 
@@ -93,7 +95,10 @@ class TensorBoardCallback(LoggerCallback):
         trial.init_local_path()
         hparams = {k.split(".", 1)[-1]: v for k, v in trial.config.get(HP_KEY, {}).items()}
         hparams["trial"] = trial_dirname(trial)
-        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams)
+        # A resumed trial keeps its best-so-far from the epochs before the interruption.
+        earlier = read_history(Path(trial.local_path) / "result.json")
+        best = max((h["val_accuracy"] for h in earlier if h.get("val_accuracy") is not None), default=-math.inf)
+        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams, best)
 
     def log_trial_restore(self, trial) -> None:
         self.log_trial_start(trial)
