@@ -38,6 +38,12 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_decode_cache(tmp_path_factory):
+    """Decoded datasets go to a session folder, never the user's ~/.cache/tune_app."""
+    os.environ.setdefault("TUNE_APP_CACHE", str(tmp_path_factory.mktemp("tune_app_cache")))
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """write_spec(overrides=None, text=None) -> path of a spec file in tmp_path."""

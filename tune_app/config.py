@@ -34,7 +34,8 @@ class DatasetConfig:
     split_seed: int = doc("seed of the stratified train/val(/test) split", 42)
     normalize: Literal["dataset", "imagenet", "none"] = doc(
         "per-channel normalisation: train-split statistics, the ImageNet constants, or none", "dataset")
-    cache_dir: Optional[str] = doc("where decoded uint8 arrays are cached; None = ~/.cache/tune_app", None)
+    cache_dir: Optional[str] = doc(
+        "where decoded uint8 arrays are cached; None = $TUNE_APP_CACHE, else ~/.cache/tune_app", None)
 
 
 @dataclass

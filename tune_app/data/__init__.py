@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from tune_app.config import DatasetConfig
-from tune_app.data import digits
+from tune_app.data import digits, presets
 from tune_app.data.bundle import DataBundle, Split
 
 
@@ -19,6 +19,7 @@ class DatasetEntry:
 
 DATASETS: dict[str, DatasetEntry] = {
     "digits": DatasetEntry(digits.load, digits.describe),
+    **{name: DatasetEntry(presets.loader(name), presets.describer(name)) for name in presets.PRESETS},
 }
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from tune_app.data.stats import channel_stats_uint8
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -51,26 +53,10 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(kept), np.sort(held)
 
 
-def channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of uint8 (N, C, H, W) images in [0, 1] units, in chunks."""
-    channels = images.shape[1]
-    total = np.zeros(channels)
-    total_sq = np.zeros(channels)
-    count = 0
-    for start in range(0, len(images), 4096):
-        chunk = images[start:start + 4096].astype(np.float64) / 255.0
-        total += chunk.sum(axis=(0, 2, 3))
-        total_sq += (chunk ** 2).sum(axis=(0, 2, 3))
-        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
-    mean = total / count
-    std = np.sqrt(np.maximum(total_sq / count - mean ** 2, 1e-12))
-    return tuple(float(m) for m in mean), tuple(float(s) for s in std)
-
-
 def normalization(kind: str, train_images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
     channels = train_images.shape[1]
     if kind == "imagenet" and channels == 3:
         return IMAGENET_MEAN, IMAGENET_STD
     if kind == "none":
         return (0.0,) * channels, (1.0,) * channels
-    return channel_stats(train_images)
+    return channel_stats_uint8(train_images)

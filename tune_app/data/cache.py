@@ -71,8 +71,7 @@ class CacheEntry:
 def _load_images(path: Path) -> np.ndarray:
     # Copy-on-write: torch.from_numpy accepts it without a read-only warning, and writes
     # (there should be none) stay private to the process instead of corrupting the cache.
-    header_only = path.stat().st_size <= 4096
-    return np.load(path) if header_only else np.load(path, mmap_mode="c")
+    return np.load(path, mmap_mode="c")
 
 
 def read_entry(path: Path) -> Optional[CacheEntry]:
@@ -101,6 +100,8 @@ class EntryWriter:
         self.final = final
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent))
+        # mkdtemp makes the folder private (0700); a cache shared by several users must not be.
+        self.tmp.chmod(0o755)
 
     def images(self, split: str, count: int, shape: tuple[int, int, int]) -> np.ndarray:
         """A writable (count, *shape) uint8 array backed by the entry's .npy file."""
@@ -145,7 +146,7 @@ def load_or_build(final: Path, build: Callable[[EntryWriter], dict[str, Any]]) -
         entry = read_entry(final)  # built by another process while we waited
         if entry is not None:
             return entry
-        if final.exists():  # an entry of an older CACHE_VERSION
+        if final.exists():  # no meta.json, or another CACHE_VERSION's: not a usable entry
             shutil.rmtree(final)
         writer = EntryWriter(final)
         try:

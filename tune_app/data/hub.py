@@ -115,11 +115,11 @@ def check_columns(dataset: Any, split: str, image_column: str, label_column: str
 
     features = dataset.features
     available = ", ".join(features)
-    for column, key in ((image_column, "dataset.image_column"), (label_column, "dataset.label_column")):
+    for column, key, holds in ((image_column, "dataset.image_column", "images"),
+                               (label_column, "dataset.label_column", "class labels")):
         if column not in features:
             raise UsageError(f"split '{split}' has no column '{column}' (columns: {available})", key=key,
-                             fix="name the column that holds the " + key.split("_")[0].split(".")[1]
-                                 + "s")
+                             fix=f"set {key} to the column that holds the {holds}")
     if not isinstance(features[image_column], datasets.Image):
         raise UsageError(f"column '{image_column}' holds {features[image_column]!r}, not images "
                          f"(columns: {available})", key="dataset.image_column",

@@ -1,0 +1,77 @@
+"""tune_app.bench on a tiny run: both pipelines train, the warm cache costs < 2 % of the cold."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+import json  # noqa: E402
+import random  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from tune_app import bench  # noqa: E402
+from tune_app.config import AugmentConfig  # noqa: E402
+
+CUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "cub-200-sample"
+TINY_MODEL = ["--channels", "8,16,32", "--blocks", "1,1,1", "--batch-size", "32", "--epochs", "1"]
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.mark.skipif(not CUB.is_dir(), reason=f"shared sample data not found at {CUB}")
+def test_bench_runs_both_pipelines_and_the_cache_is_cheap_when_warm(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    code = bench.main(["--dataset", "cub200", "--path", str(CUB), "--image-size", "32", "--limit", "96",
+                       "--device", "cpu", "--workers", "2", *TINY_MODEL, "--json", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "tune_app" in printed and "reference" in printed and "warm/cold" in printed
+    result = json.loads(out.read_text())
+    for pipeline in ("tune_app", "reference"):
+        row = result[pipeline]
+        assert row["images"] == 96
+        assert row["train_images_per_s"] > 0 and row["data_only_images_per_s"] > 0
+    prep = result["data_preparation"]
+    assert prep["images"] == 250
+    assert prep["warm_s"] < 0.02 * prep["cold_s"]
+    assert result["environment"]["device"] == "cpu"
+
+
+def test_bench_synthetic_times_tune_app_alone(tmp_path):
+    out = tmp_path / "bench.json"
+    assert bench.main(["--synthetic", "64", "--image-size", "16", "--device", "cpu", *TINY_MODEL,
+                       "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["tune_app"]["images"] == 64 and "reference" not in result
+
+
+def test_bench_refuses_mismatched_stages(capsys):
+    assert bench.main(["--channels", "8,16", "--blocks", "1,1,1"]) == 2
+    assert "--blocks" in capsys.readouterr().err
+
+
+def test_reference_augmentation_keeps_shape_and_applies_flip_and_crop():
+    random.seed(0)
+    pixels = np.random.default_rng(0).integers(0, 256, (12, 10, 3), dtype=np.uint8)
+    image = Image.fromarray(pixels)
+    flipped = bench.reference_augment(image, AugmentConfig(hflip=1.0))
+    assert np.array_equal(flipped, pixels[:, ::-1])
+    assert np.array_equal(bench.reference_augment(image, AugmentConfig()), pixels)
+    crops = {bench.reference_augment(image, AugmentConfig(crop_padding=2)).tobytes() for _ in range(40)}
+    assert len(crops) > 5
+    jittered = bench.reference_augment(image, AugmentConfig(brightness=0.2, contrast=0.2, saturation=0.2,
+                                                            hue=0.05))
+    assert jittered.shape == (12, 10, 3) and jittered.dtype == np.uint8

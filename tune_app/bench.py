@@ -1,0 +1,430 @@
+"""Benchmark tune_app's data path against the usual per-image DataLoader pipeline.
+
+    python -m tune_app.bench --dataset tiny-imagenet --path ../shared/data/tiny-imagenet-sample
+
+Same model, batch size, images and augmentations on both sides:
+
+(a) tune_app: the decoded uint8 split lives on the device; batches are indexed there and
+    flipped / cropped / colour-jittered on the device (tune_app.training.train_one_epoch);
+(b) reference: a torch DataLoader over the `datasets` split, every image decoded by PIL,
+    resized, augmented with PIL/numpy (flip, pad + random crop, colour jitter), normalised
+    and collated in os.cpu_count() worker processes;
+(c) data preparation: the first load (cold cache: decode everything) vs the second (warm
+    cache: memory-map the arrays);
+(d) with --search SPEC (a grid spec) instead: every grid point trained sequentially for the
+    spec's train.epochs (the manual grid search), vs `python -m tune_app.search` with its
+    scheduler (ASHA) and parallel trials. Both train with tune_app.training.train, so the
+    difference is the search strategy alone.
+
+Each pipeline is timed twice: producing batches alone ("data only") and training on them.
+`--synthetic N` times (a) alone on random uint8 images of the real shape (pure device speed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance
+from torch import nn
+
+from tune_app.augment import Augment
+from tune_app.config import AugmentConfig, DatasetConfig, ModelConfig, TrainConfig
+from tune_app.data import hub
+from tune_app.data.bundle import Split
+from tune_app.data.presets import PRESETS
+from tune_app.errors import UsageError, cli_entry
+from tune_app.models import build_model
+from tune_app.training import (DeviceSplit, Normalize, _autocast, make_optimizer, make_schedule,
+                               train_one_epoch)
+
+# The Tiny ImageNet project's augmentations (search_spaces/tiny_imagenet_grid.yaml).
+DEFAULT_AUGMENT = AugmentConfig(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2,
+                                saturation=0.2, hue=0.05)
+
+
+def _ints(text: str) -> list[int]:
+    return [int(v) for v in text.split(",") if v.strip()]
+
+
+def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tune_app.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="tiny-imagenet", choices=sorted(PRESETS))
+    parser.add_argument("--path", help="local copy of the dataset (folder or hub id), as dataset.path")
+    parser.add_argument("--image-size", type=int, help="resize side in pixels (default: the preset's)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--epochs", type=int, default=1, help="timed epochs per pipeline")
+    parser.add_argument("--limit", type=int, default=512, help="training images per epoch")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--channels", type=_ints, default=[64, 128, 256], help="stage channels, e.g. 64,128,256")
+    parser.add_argument("--blocks", type=_ints, default=[2, 2, 2], help="blocks per stage, e.g. 2,2,2")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="DataLoader workers of the reference pipeline")
+    parser.add_argument("--synthetic", type=int, metavar="N",
+                        help="time tune_app alone on N random uint8 images of the real shape")
+    parser.add_argument("--search", metavar="SPEC",
+                        help="run (d) alone: sequential grid vs tune_app.search on this grid spec")
+    parser.add_argument("--cache-dir", help="cache for the timed loads (default: a fresh temporary folder)")
+    parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
+    args = parser.parse_args(argv)
+    for name in ("epochs", "limit", "batch_size", "workers"):
+        if getattr(args, name) < (0 if name == "workers" else 1):
+            raise UsageError(f"must be >= {0 if name == 'workers' else 1}", key=f"--{name.replace('_', '-')}")
+    if len(args.channels) != len(args.blocks):
+        raise UsageError("--channels and --blocks need one value per stage", key="--blocks",
+                         fix=f"give {len(args.channels)} values, e.g. {','.join(['2'] * len(args.channels))}")
+    return args
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _timed(device: torch.device, work: Callable[[], Any]) -> float:
+    _sync(device)
+    began = time.perf_counter()
+    work()
+    _sync(device)
+    return time.perf_counter() - began
+
+
+# --------------------------------------------------------------------------- (c) data preparation
+
+
+def data_preparation(cfg: DatasetConfig) -> dict[str, Any]:
+    """Seconds of the first load (decodes into an empty cache) and of the second (memory-maps)."""
+    from tune_app.data import load_dataset
+
+    began = time.perf_counter()
+    bundle = load_dataset(cfg)
+    cold = time.perf_counter() - began
+    began = time.perf_counter()
+    bundle = load_dataset(cfg)
+    warm = time.perf_counter() - began
+    images = len(bundle.train) + len(bundle.val) + len(bundle.test)
+    return {"images": images, "cold_s": cold, "warm_s": warm, "warm_over_cold": warm / cold, "bundle": bundle}
+
+
+# --------------------------------------------------------------------------- (a) tune_app
+
+
+class Trainer:
+    """One model + optimiser per pipeline, built identically from the same seed."""
+
+    def __init__(self, args: argparse.Namespace, num_classes: int, device: torch.device):
+        torch.manual_seed(0)
+        self.device = device
+        self.cfg = TrainConfig(batch_size=args.batch_size, lr=1e-3, epochs=max(args.epochs, 1),
+                               device=device.type, seed=0)
+        model_cfg = ModelConfig(stage_channels=args.channels, stage_blocks=args.blocks, block="conv")
+        self.model = build_model(model_cfg, num_classes, 3).to(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = make_optimizer(self.model, self.cfg)
+        self.schedule = make_schedule(self.optimizer, self.cfg, 1_000_000)
+        self.loss_fn = nn.CrossEntropyLoss()
+
+    def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The step train_one_epoch takes, for batches that arrive from a DataLoader."""
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(self.device, self.cfg.amp):
+            loss = self.loss_fn(self.model(x).float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.schedule.step()
+
+
+def tune_app_pipeline(split: Split, mean, std, num_classes: int, args: argparse.Namespace,
+                      device: torch.device) -> dict[str, Any]:
+    data = DeviceSplit.from_split(split, device)
+    augment = Augment(DEFAULT_AUGMENT, 3).to(device)
+    normalize = Normalize(mean, std).to(device)
+    trainer = Trainer(args, num_classes, device)
+    n, batch = len(data), args.batch_size
+
+    def produce() -> None:
+        order = torch.randperm(n, device=device)
+        for start in range(0, n, batch):
+            index = order[start:start + batch]
+            normalize(augment(data.images[index]))
+
+    def fit(epoch: int) -> None:
+        train_one_epoch(trainer.model, trainer.optimizer, trainer.schedule, data, augment, normalize,
+                        trainer.cfg, epoch)
+
+    warm = DeviceSplit(data.images[:2 * batch], data.labels[:2 * batch])  # kernels, cudnn autotune
+    train_one_epoch(trainer.model, trainer.optimizer, trainer.schedule, warm, augment, normalize,
+                    trainer.cfg, 0)
+    produce_s = _timed(device, lambda: [produce() for _ in range(args.epochs)])
+    train_s = _timed(device, lambda: [fit(e) for e in range(1, args.epochs + 1)])
+    images = n * args.epochs
+    return {"images": images, "data_only_s": produce_s, "data_only_images_per_s": images / produce_s,
+            "train_s": train_s, "train_images_per_s": images / train_s}
+
+
+# --------------------------------------------------------------------------- (b) reference
+
+
+def reference_augment(image: Image.Image, cfg: AugmentConfig) -> np.ndarray:
+    """torchvision-style PIL/numpy augmentation: flip, pad + random crop, colour jitter.
+
+    Uses the `random` module, which DataLoader reseeds in every worker.
+    """
+    if random.random() < cfg.hflip:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+    jitters = []
+    if cfg.brightness:
+        jitters.append(lambda im, f=random.uniform(1 - cfg.brightness, 1 + cfg.brightness):
+                       ImageEnhance.Brightness(im).enhance(f))
+    if cfg.contrast:
+        jitters.append(lambda im, f=random.uniform(1 - cfg.contrast, 1 + cfg.contrast):
+                       ImageEnhance.Contrast(im).enhance(f))
+    if cfg.saturation:
+        jitters.append(lambda im, f=random.uniform(1 - cfg.saturation, 1 + cfg.saturation):
+                       ImageEnhance.Color(im).enhance(f))
+    if cfg.hue:
+        jitters.append(lambda im, f=random.uniform(-cfg.hue, cfg.hue): _shift_hue(im, f))
+    random.shuffle(jitters)  # ColorJitter applies its four adjustments in random order
+    for jitter in jitters:
+        image = jitter(image)
+    pixels = np.asarray(image, dtype=np.uint8)
+    pad = cfg.crop_padding
+    if pad:
+        height, width = pixels.shape[:2]
+        padded = np.pad(pixels, ((pad, pad), (pad, pad), (0, 0)))
+        dy, dx = random.randint(0, 2 * pad), random.randint(0, 2 * pad)
+        pixels = padded[dy:dy + height, dx:dx + width]
+    return pixels
+
+
+def _shift_hue(image: Image.Image, fraction: float) -> Image.Image:
+    hsv = np.array(image.convert("HSV"), dtype=np.uint8)
+    hsv[..., 0] += np.uint8(round(fraction * 255) % 256)  # wraps around the colour wheel
+    return Image.fromarray(hsv, "HSV").convert("RGB")
+
+
+class ReferenceDataset(torch.utils.data.Dataset):
+    """Per-image decode, resize, augment and normalise, the way a torchvision pipeline does."""
+
+    def __init__(self, rows: Any, image_column: str, label_column: str, size: tuple[int, int],
+                 mean, std, augment: AugmentConfig):
+        self.rows, self.image_column, self.label_column = rows, image_column, label_column
+        self.size = size
+        self.mean = np.asarray(mean, dtype=np.float32)
+        self.std = np.asarray(std, dtype=np.float32)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        row = self.rows[index]  # `datasets` decodes the image with PIL here
+        image = row[self.image_column].convert("RGB")
+        height, width = self.size
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.BILINEAR)
+        pixels = reference_augment(image, self.augment).astype(np.float32) / 255.0
+        pixels = (pixels - self.mean) / self.std
+        return torch.from_numpy(pixels.transpose(2, 0, 1).copy()), int(row[self.label_column])
+
+
+def reference_pipeline(rows: Any, columns: tuple[str, str], size: tuple[int, int], mean, std,
+                       num_classes: int, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    dataset = ReferenceDataset(rows, *columns, size, mean, std, DEFAULT_AUGMENT)
+    trainer = Trainer(args, num_classes, device)
+
+    def loader(count: Optional[int] = None) -> torch.utils.data.DataLoader:
+        subset = dataset if count is None else torch.utils.data.Subset(dataset, range(count))
+        return torch.utils.data.DataLoader(subset, batch_size=args.batch_size, shuffle=True,
+                                           num_workers=args.workers, pin_memory=device.type == "cuda")
+
+    def produce() -> None:
+        for x, y in loader():
+            x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def fit() -> None:
+        trainer.model.train()
+        for x, y in loader():
+            trainer.step(x.to(device, non_blocking=True), y.to(device, non_blocking=True))
+
+    trainer.model.train()
+    for x, y in loader(min(len(dataset), 2 * args.batch_size)):  # same warm-up as tune_app's
+        trainer.step(x.to(device), y.to(device))
+    produce_s = _timed(device, lambda: [produce() for _ in range(args.epochs)])
+    train_s = _timed(device, lambda: [fit() for _ in range(args.epochs)])
+    images = len(dataset) * args.epochs
+    return {"images": images, "workers": args.workers, "data_only_s": produce_s,
+            "data_only_images_per_s": images / produce_s, "train_s": train_s,
+            "train_images_per_s": images / train_s}
+
+
+# --------------------------------------------------------------------------- (d) search
+
+
+def search_comparison(spec_path: str, storage: Path) -> dict[str, Any]:
+    """Wall time, epochs and best validation metric: sequential grid vs tune_app.search."""
+    from tune_app.data import load_dataset
+    from tune_app.experiment import load_experiment
+    from tune_app.spec import load_spec
+    from tune_app.training import train
+
+    spec = load_spec(spec_path)
+    if spec.search.algorithm != "grid":
+        raise UsageError("the search comparison needs a grid spec", file=spec_path, key="search.algorithm",
+                         fix="pass a spec with search.algorithm: grid, e.g. search_spaces/quickstart.yaml")
+    metric, mode = spec.search.metric, spec.search.mode
+    pick = max if mode == "max" else min
+    data = load_dataset(spec.base.dataset)  # prepared once, as the search's driver does
+
+    began = time.perf_counter()
+    scores, epochs = [], 0
+    for point in spec.grid_points():
+        history = train(spec.base.with_overrides(point), data=data).history
+        epochs += len(history)
+        scores.append((pick(h[metric] for h in history), point))
+    sequential_s = time.perf_counter() - began
+    best_score, best_point = pick(scores, key=lambda item: item[0])
+
+    log = storage / "search.log"
+    command = [sys.executable, "-m", "tune_app.search", "--space", spec_path, "--storage", str(storage),
+               "--name", "bench_search"]
+    began = time.perf_counter()
+    with open(log, "w") as out:
+        finished = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT)
+    search_s = time.perf_counter() - began
+    if finished.returncode != 0:
+        tail = log.read_text().splitlines()[-15:]
+        raise RuntimeError("tune_app.search failed:\n" + "\n".join(tail))
+    experiment = load_experiment(storage / "bench_search")
+    best = experiment.best_trial()
+    return {
+        "spec": spec_path, "metric": metric, "trials": len(scores),
+        "sequential": {"seconds": sequential_s, "epochs": epochs, f"best_{metric}": best_score,
+                       "best_point": best_point},
+        "tune_app_search": {"seconds": search_s, "epochs": sum(t.epochs_run for t in experiment.trials),
+                            f"best_{metric}": best.best(metric, mode), "best_point": best.hparams,
+                            "scheduler": spec.scheduler.name,
+                            "cpus_per_trial": spec.resources.cpus_per_trial},
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise UsageError("no CUDA device is visible", key="--device", fix="use --device cpu")
+    return torch.device(choice if choice != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _environment(device: torch.device) -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "device": device.type,
+            "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+            "platform": platform.platform(),
+            # Other work on the machine skews every figure; a load above the core count says so.
+            "load_average_1m_at_start": os.getloadavg()[0]}
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = []
+    if results.get("tune_app"):
+        lines.append(f"{'pipeline':<42} {'images':>7} {'data only img/s':>16} {'training img/s':>15}")
+    for key, label in (("tune_app", "tune_app (device-resident uint8 + aug)"),
+                       ("reference", f"reference (DataLoader, {results.get('reference', {}).get('workers')} "
+                                     "workers)")):
+        row = results.get(key)
+        if row:
+            lines.append(f"{label:<42} {row['images']:>7} {row['data_only_images_per_s']:>16.1f} "
+                         f"{row['train_images_per_s']:>15.1f}")
+    if results.get("tune_app") and results.get("reference"):
+        a, b = results["tune_app"], results["reference"]
+        lines.append(f"speed-up: data only x{a['data_only_images_per_s'] / b['data_only_images_per_s']:.1f}, "
+                     f"training x{a['train_images_per_s'] / b['train_images_per_s']:.2f}")
+    prep = results.get("data_preparation")
+    if prep:
+        lines.append(f"data preparation ({prep['images']} images): cold {prep['cold_s']:.2f} s, "
+                     f"warm {prep['warm_s'] * 1000:.1f} ms, warm/cold {100 * prep['warm_over_cold']:.3f} %")
+    search = results.get("search")
+    if search:
+        key = f"best_{search['metric']}"
+        lines.append(f"{'search (' + str(search['trials']) + ' grid points)':<42} {'seconds':>8} {'epochs':>7} "
+                     f"{key:>18}")
+        for name, label in (("sequential", "every point, full epochs, one by one"),
+                            ("tune_app_search", f"tune_app.search ({search['tune_app_search']['scheduler']})")):
+            row = search[name]
+            lines.append(f"{label:<42} {row['seconds']:>8.1f} {row['epochs']:>7} {row[key]:>18.4f}")
+    for note in results.get("skipped", []):
+        lines.append(f"skipped: {note}")
+    return "\n".join(lines)
+
+
+@cli_entry
+def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    device = _device(args.device)
+    preset = PRESETS[args.dataset]
+    arguments = argv if argv is not None else sys.argv[1:]
+    results: dict[str, Any] = {"command": " ".join(["python -m tune_app.bench", *arguments]),
+                               "environment": _environment(device), "skipped": []}
+    if not args.search:
+        results["model"] = {"stage_channels": args.channels, "stage_blocks": args.blocks,
+                            "batch_size": args.batch_size, "epochs": args.epochs}
+        results["augment"] = dict(DEFAULT_AUGMENT.__dict__)
+    if args.search:
+        with tempfile.TemporaryDirectory(prefix="tune_app_bench_") as scratch:
+            results["search"] = search_comparison(args.search, Path(scratch))
+        results["skipped"].append("pipelines (a)-(c): --search runs the search comparison alone")
+    elif args.synthetic:
+        side = args.image_size or preset.image_size or 64
+        classes = preset.num_classes or 200
+        rng = np.random.default_rng(0)
+        split = Split(rng.integers(0, 256, (args.synthetic, 3, side, side), dtype=np.uint8),
+                      rng.integers(0, classes, args.synthetic).astype(np.int64))
+        results["tune_app"] = tune_app_pipeline(split, (0.5,) * 3, (0.25,) * 3, classes, args, device)
+        results["skipped"].append("reference pipeline and data preparation: --synthetic has no files")
+    else:
+        results["skipped"].append("search comparison (d): run it with --search SPEC")
+        with tempfile.TemporaryDirectory(prefix="tune_app_bench_") as scratch:
+            cfg = DatasetConfig(name=args.dataset, path=args.path, image_size=args.image_size,
+                                normalize="imagenet", cache_dir=args.cache_dir or scratch)
+            prep = data_preparation(cfg)
+            bundle = prep.pop("bundle")
+            results["data_preparation"] = prep
+            limit = min(args.limit, len(bundle.train))
+            results["tune_app"] = tune_app_pipeline(bundle.train.subset(np.arange(limit)), bundle.mean,
+                                                    bundle.std, bundle.num_classes, args, device)
+            # The reference reads the very same source rows through `datasets`.
+            entry = hub.load_entry(cfg, preset)
+            source = hub.open_source(hub.resolve_source(cfg, preset), preset)
+            rows = source[entry.meta["splits"]["train"]["source_split"]].select(
+                entry.splits["train"].source_index[:limit])
+            columns = (entry.meta["columns"]["image"], entry.meta["columns"]["label"])
+            size = tuple(entry.meta["image_shape"][1:])
+            results["reference"] = reference_pipeline(rows, columns, size, bundle.mean, bundle.std,
+                                                      bundle.num_classes, args, device)
+            del bundle, entry  # release the memory maps before the folder goes
+    results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
+    print(_table(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
