@@ -26,6 +26,12 @@ QUICK_SPEC = {
 }
 
 
+def reference_stats(images):
+    """Per-channel mean/std of uint8 (N, C, H, W) images computed the plain way, in [0, 1] units."""
+    pixels = images.transpose(1, 0, 2, 3).reshape(images.shape[1], -1) / 255.0
+    return pixels.mean(axis=1), pixels.std(axis=1)
+
+
 def deep_merge(base: dict, extra: dict) -> dict:
     """Merge sections; a search domain in `extra` replaces the value instead of merging."""
     out = dict(base)

@@ -17,8 +17,8 @@ import pytest  # noqa: E402
 
 from tune_app.config import DatasetConfig  # noqa: E402
 from tune_app.data import cache, decode, load_dataset  # noqa: E402
-from tune_app.data.bundle import channel_stats  # noqa: E402
 from tune_app.data.stats import channel_stats_uint8  # noqa: E402
+from tests.conftest import reference_stats  # noqa: E402
 
 CUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "cub-200-sample"
 
@@ -149,7 +149,7 @@ def test_normalisation_statistics_are_cached_with_the_images(tmp_path):
     bundle = load_dataset(cub_cfg(tmp_path))
     (entry,) = entries(tmp_path)
     meta = json.loads((entry / "meta.json").read_text())
-    expected = channel_stats(np.asarray(bundle.train.images))
+    expected = reference_stats(np.asarray(bundle.train.images))
     assert np.allclose(meta["mean"], expected[0], atol=1e-9) and np.allclose(meta["std"], expected[1], atol=1e-9)
     assert np.allclose(bundle.mean, meta["mean"])
 

@@ -22,7 +22,8 @@ from PIL import Image  # noqa: E402
 
 from tune_app.config import DatasetConfig  # noqa: E402
 from tune_app.data import describe_dataset, hub, load_dataset  # noqa: E402
-from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD, channel_stats  # noqa: E402
+from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from tests.conftest import reference_stats  # noqa: E402
 from tune_app.data.presets import PRESETS  # noqa: E402
 from tune_app.errors import UsageError  # noqa: E402
 
@@ -183,7 +184,7 @@ def test_cub_greyscale_images_become_three_equal_channels(cub):
 
 def test_cub_dataset_normalization_is_the_train_split_statistics(cub):
     _, bundle, _ = cub
-    mean, std = channel_stats(np.asarray(bundle.train.images))
+    mean, std = reference_stats(np.asarray(bundle.train.images))
     assert np.allclose(bundle.mean, mean, atol=1e-9) and np.allclose(bundle.std, std, atol=1e-9)
 
 
