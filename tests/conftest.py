@@ -9,6 +9,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
+# The sample data lives beside the checkout (../shared/data). A developer without it skips the
+# tests that read it; CI must have it, so there a missing folder fails those tests instead.
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir() and not os.environ.get("CI"),
+    reason=f"shared sample data not found at {SHARED_DATA}")
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 

@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from tests.conftest import needs_shared_data  # noqa: E402
 from tune_app import bench  # noqa: E402
 from tune_app.config import AugmentConfig  # noqa: E402
 
@@ -31,7 +32,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
 
 
-@pytest.mark.skipif(not CUB.is_dir(), reason=f"shared sample data not found at {CUB}")
+@needs_shared_data
 def test_bench_runs_both_pipelines_and_the_cache_is_cheap_when_warm(tmp_path, capsys):
     out = tmp_path / "bench.json"
     code = bench.main(["--dataset", "cub200", "--path", str(CUB), "--image-size", "32", "--limit", "96",

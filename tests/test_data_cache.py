@@ -18,11 +18,11 @@ import pytest  # noqa: E402
 from tune_app.config import DatasetConfig  # noqa: E402
 from tune_app.data import cache, decode, load_dataset  # noqa: E402
 from tune_app.data.stats import channel_stats_uint8  # noqa: E402
-from tests.conftest import reference_stats  # noqa: E402
+from tests.conftest import needs_shared_data, reference_stats  # noqa: E402
 
 CUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "cub-200-sample"
 
-pytestmark = pytest.mark.skipif(not CUB.is_dir(), reason=f"shared sample data not found at {CUB}")
+pytestmark = needs_shared_data
 
 
 @pytest.fixture(autouse=True)

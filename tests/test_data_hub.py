@@ -23,7 +23,7 @@ from PIL import Image  # noqa: E402
 from tune_app.config import DatasetConfig  # noqa: E402
 from tune_app.data import describe_dataset, hub, load_dataset  # noqa: E402
 from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-from tests.conftest import reference_stats  # noqa: E402
+from tests.conftest import needs_shared_data, reference_stats  # noqa: E402
 from tune_app.data.presets import PRESETS  # noqa: E402
 from tune_app.errors import UsageError  # noqa: E402
 
@@ -31,8 +31,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TINY = SHARED / "tiny-imagenet-sample"
 CUB = SHARED / "cub-200-sample"
 
-pytestmark = pytest.mark.skipif(not TINY.is_dir() or not CUB.is_dir(),
-                                reason=f"shared sample data not found at {SHARED}")
+pytestmark = needs_shared_data
 
 
 @pytest.fixture(autouse=True)
