@@ -50,6 +50,15 @@ def deep_merge(base: dict, extra: dict) -> dict:
     return out
 
 
+def make_spec(directory: Path, extra: dict | None = None, name: str = "spec.yaml") -> Path:
+    """QUICK_SPEC merged with `extra`, results under directory/results, written as YAML."""
+    data = deep_merge(QUICK_SPEC, extra or {})
+    data["output"] = {**data["output"], "results_dir": str(directory / "results")}
+    path = directory / name
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_decode_cache(tmp_path_factory):
     """Decoded datasets go to a session folder, never the user's ~/.cache/tune_app."""
@@ -63,9 +72,7 @@ def write_spec(tmp_path):
     def write(overrides: dict | None = None, text: str | None = None, name: str = "spec.yaml") -> Path:
         path = tmp_path / name
         if text is None:
-            data = deep_merge(QUICK_SPEC, overrides or {})
-            data["output"] = {**data["output"], "results_dir": str(tmp_path / "results")}
-            text = yaml.safe_dump(data, sort_keys=False)
+            return make_spec(tmp_path, overrides, name)
         path.write_text(text)
         return path
 

@@ -16,14 +16,10 @@ SPEC = {"model": {"groups": {"grid": [2, 4]}}, "train": {"lr": {"grid": [3.0e-3,
 
 @pytest.fixture(scope="module")
 def checked(tmp_path_factory):
-    from tests.conftest import QUICK_SPEC, deep_merge
-    import yaml
+    from tests.conftest import make_spec
 
     tmp = tmp_path_factory.mktemp("check")
-    data = deep_merge(QUICK_SPEC, SPEC)
-    data["output"]["results_dir"] = str(tmp / "results")
-    spec = tmp / "quick.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = make_spec(tmp, SPEC, "quick.yaml")
     code = check.main(["--space", str(spec), "--lr-steps", "60"])
     out = tmp / "results" / "checks" / "quick"
     return code, out, json.loads((out / "checks.json").read_text())

@@ -13,9 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.conftest import QUICK_SPEC, REPO, deep_merge
+from tests.conftest import REPO, make_spec
 from tune_app.experiment import load_experiment
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -52,15 +51,12 @@ def cluster():
 
 def test_search_spreads_trials_over_both_nodes_into_shared_storage(cluster, tmp_path):
     address, env, _ = cluster
-    data = deep_merge(QUICK_SPEC, {"scheduler": {"name": "none"}, "train": {"epochs": 3}})
-    data["output"]["results_dir"] = str(tmp_path / "local-only")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = make_spec(tmp_path, {"scheduler": {"name": "none"}, "train": {"epochs": 3}})  # results: local-only
     cmd = [sys.executable, "-m", "tune_app.search", "--space", str(spec), "--address", address]
 
     refused = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert refused.returncode == 2 and "--storage" in refused.stderr, refused.stderr
-    assert not (tmp_path / "local-only").exists()
+    assert not (tmp_path / "results").exists()
 
     shared = tmp_path / "shared"
     done = subprocess.run(cmd + ["--storage", str(shared)], cwd=REPO, env=env, capture_output=True, text=True,

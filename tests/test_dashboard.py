@@ -21,7 +21,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
-import yaml
 
 from tests.test_tensorboard import TensorBoardApp, metric_values
 from tune_app.experiment import load_experiment
@@ -86,13 +85,10 @@ class LiveSearch:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
-    from tests.conftest import QUICK_SPEC, deep_merge
+    from tests.conftest import make_spec
 
     tmp = tmp_path_factory.mktemp("live")
-    data = deep_merge(QUICK_SPEC, LIVE_SPEC)
-    data["output"]["results_dir"] = str(tmp / "results")
-    spec = tmp / "live.yaml"
-    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    spec = make_spec(tmp, LIVE_SPEC, "live.yaml")
     port = _free_port()
     search = LiveSearch(spec, port)
     try:

@@ -10,9 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
-from tests.conftest import QUICK_SPEC, REPO, deep_merge
+from tests.conftest import REPO, make_spec
 from tune_app.experiment import load_experiment
 
 
@@ -34,17 +32,9 @@ def result_rows(trial_dir: Path) -> list[dict]:
     return rows
 
 
-def write(tmp_path: Path, extra: dict) -> Path:
-    data = deep_merge(QUICK_SPEC, extra)
-    data["output"]["results_dir"] = str(tmp_path / "results")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(data))
-    return spec
-
-
 def test_killed_trial_worker_is_restarted_from_its_checkpoint(tmp_path):
     # Two trials, no early stopping, a model slow enough (~0.2 s/epoch) to kill mid-run.
-    spec = write(tmp_path, {"model": {"stage_channels": [32, 64, 128], "stem_channels": 32, "groups": 2},
+    spec = make_spec(tmp_path, {"model": {"stage_channels": [32, 64, 128], "stem_channels": 32, "groups": 2},
                             "train": {"epochs": 20, "lr": {"grid": [1.0e-3, 2.0e-3]}},
                             "scheduler": {"name": "none"}})
     proc = run_search(spec)
@@ -69,7 +59,7 @@ def test_killed_trial_worker_is_restarted_from_its_checkpoint(tmp_path):
 
 
 def test_a_diverging_trial_is_marked_and_the_search_goes_on(tmp_path):
-    spec = write(tmp_path, {"model": {"groups": 2},
+    spec = make_spec(tmp_path, {"model": {"groups": 2},
                             "train": {"optimizer": "sgd", "momentum": 0.0, "lr": {"grid": [3.0e-2, 1.0e20]}},
                             "scheduler": {"name": "none"}})
     proc = run_search(spec)

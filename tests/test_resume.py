@@ -10,7 +10,8 @@ import sys
 import time
 
 from tests.conftest import REPO
-from tests.test_faults import result_rows, run_search, write
+from tests.conftest import make_spec
+from tests.test_faults import result_rows, run_search
 from tune_app.experiment import load_experiment
 
 # 4 trials of 6 epochs at ~0.1-0.2 s/epoch, two at a time: long enough to interrupt while
@@ -31,7 +32,7 @@ def wait_for(predicate, timeout=240):
 
 
 def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
-    spec = write(tmp_path, SLOW)
+    spec = make_spec(tmp_path, SLOW)
     exp_dir = tmp_path / "results" / "quick"
     # Its own process group, so SIGKILL takes the driver and the Ray processes it started,
     # as losing the machine's session would.
@@ -70,7 +71,7 @@ def test_sigkill_of_the_driver_then_resume_completes_every_trial_once(tmp_path):
 
 
 def test_sigterm_stops_cleanly_and_prints_the_resume_command(tmp_path):
-    spec = write(tmp_path, SLOW)
+    spec = make_spec(tmp_path, SLOW)
     exp_dir = tmp_path / "results" / "quick"
     proc = run_search(spec)
     assert wait_for(lambda: any(result_rows(t) for t in exp_dir.glob("trial_*")))

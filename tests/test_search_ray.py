@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -22,14 +21,10 @@ SPEC = {
 def experiment(tmp_path_factory):
     import ray
 
-    tmp = tmp_path_factory.mktemp("search")
-    from tests.conftest import QUICK_SPEC, deep_merge
-    import yaml
+    from tests.conftest import make_spec
 
-    data = deep_merge(QUICK_SPEC, SPEC)
-    data["output"]["results_dir"] = str(tmp / "results")
-    spec = tmp / "quick.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    tmp = tmp_path_factory.mktemp("search")
+    spec = make_spec(tmp, SPEC, "quick.yaml")
     assert search.main(["--space", str(spec), "--num-cpus", "2"]) == 0
     yield tmp / "results" / "quick", spec
     ray.shutdown()
@@ -95,11 +90,9 @@ def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment):
 def test_a_second_search_with_the_same_name_gets_its_own_folder(experiment):
     path, spec = experiment
     before = {p: p.stat().st_mtime_ns for p in path.rglob("*")}
-    data = json.loads(json.dumps(__import__("yaml").safe_load(spec.read_text())))
-    data["model"] = {**data["model"], "groups": 2, "stage_blocks": 1}
-    data["train"] = {**data["train"], "lr": 3.0e-3, "epochs": 1}
-    single = spec.with_name("single.yaml")
-    single.write_text(__import__("yaml").safe_dump(data))
+    from tests.conftest import make_spec
+
+    single = make_spec(spec.parent, {"model": {"groups": 2}, "train": {"lr": 3.0e-3, "epochs": 1}}, "single.yaml")
     assert search.main(["--space", str(single), "--name", "quick"]) == 0
     siblings = [p for p in path.parent.iterdir() if p.name.startswith("quick-")]
     assert len(siblings) == 1 and len(load_experiment(siblings[0]).trials) == 1

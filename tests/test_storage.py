@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 
-import yaml
-
-from tests.conftest import QUICK_SPEC, deep_merge
+from tests.conftest import make_spec
 from tune_app import retrain_best, search
 from tune_app.storage import Location
 
@@ -15,11 +13,8 @@ def test_search_and_retrain_through_a_storage_uri(tmp_path, monkeypatch):
     import ray
 
     monkeypatch.setenv("TUNE_APP_CACHE", str(tmp_path / "cache"))
-    data = deep_merge(QUICK_SPEC, {"scheduler": {"name": "none"}, "train": {"epochs": 2},
-                                   "model": {"groups": 2}, "retrain": {"epochs": 1}})
-    data["output"]["results_dir"] = str(tmp_path / "unused")
-    spec = tmp_path / "spec.yaml"
-    spec.write_text(yaml.safe_dump(data))
+    spec = make_spec(tmp_path, {"scheduler": {"name": "none"}, "train": {"epochs": 2},
+                                "model": {"groups": 2}, "retrain": {"epochs": 1}})
     remote = tmp_path / "bucket"
     uri = f"file://{remote}"
     try:
@@ -34,7 +29,7 @@ def test_search_and_retrain_through_a_storage_uri(tmp_path, monkeypatch):
         assert list((exp / trial).glob("checkpoint_*/checkpoint.pt"))
         assert (exp / trial / "ended.json").is_file() and list((exp / trial / "tb").glob("events.*"))
     assert json.loads((exp / "best" / "metrics.json").read_text())["epochs"] == 1
-    assert not (tmp_path / "unused").exists()
+    assert not (tmp_path / "results").exists()  # all went to the URI
 
 
 def test_mirror_leaves_checkpoints_behind(tmp_path, monkeypatch):

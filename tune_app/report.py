@@ -385,8 +385,8 @@ def write_report(experiment_dir: Path) -> Path:
     lines = header_lines(exp) + table_lines(exp)
     plot_learning_curves(exp, figures / "learning_curves.png")
     lines += ["## Learning curves", "",
-              f"Every trial's validation accuracy and loss per epoch; an X marks where ASHA stopped a trial, "
-              f"dotted lines are the epochs at which ASHA compared trials.", "",
+              "Every trial's validation accuracy and loss per epoch; an X marks where ASHA stopped a trial, "
+              "dotted lines are the epochs at which ASHA compared trials.", "",
               f"![learning curves]({FIGURES_DIR}/learning_curves.png)", ""]
     if plot_hparam_effects(exp, figures / "hparam_effects.png"):
         lines += ["## Effect of each searched hyperparameter", "",

@@ -345,7 +345,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
           f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes")
 
-    import ray
     from ray import tune
 
     from tune_app.trainable import (SchedulerStateCallback, TensorBoardCallback, TrialStatusCallback,
