@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +24,22 @@ from tune_app.spec import decode_hparams
 
 
 ENDED_FILE = "ended.json"  # written into a trial's folder when it really ends (see trainable)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON so that a reader (or a crash) never sees a half-written file."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+
+
+def best_value(history: list[dict[str, Any]], metric: str, mode: str) -> Optional[float]:
+    """Best finite value of `metric` over a trial's epochs, or None if it has none."""
+    values = [h[metric] for h in history if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
+    if not values:
+        return None
+    return max(values) if mode == "max" else min(values)
 
 
 def read_ended(trial_dir: Path) -> Optional[str]:
@@ -49,11 +66,7 @@ class TrialRecord:
         return any(h.get("diverged") for h in self.history)
 
     def best(self, metric: str, mode: str) -> Optional[float]:
-        values = [h[metric] for h in self.history
-                  if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
-        if not values:
-            return None
-        return max(values) if mode == "max" else min(values)
+        return best_value(self.history, metric, mode)
 
     def last(self, metric: str) -> Optional[float]:
         return self.history[-1].get(metric) if self.history else None

@@ -209,10 +209,9 @@ def local_resources(args: argparse.Namespace) -> list[dict[str, float]]:
     return [{"CPU": cpus, "GPU": gpus}]
 
 
-def check_storage(args: argparse.Namespace, spec: ExperimentSpec) -> None:
+def check_storage(args: argparse.Namespace, spec: ExperimentSpec, nodes: int) -> None:
     """On several nodes, trials write checkpoints where they run: a folder only this machine
     has would scatter the experiment over the nodes' disks."""
-    nodes = len(cluster_resources())
     if nodes > 1 and not args.storage:
         raise UsageError(f"the cluster has {nodes} nodes but results go to '{spec.output.results_dir}', "
                          "a folder only this machine has", key="--storage",
@@ -267,6 +266,8 @@ def claim_experiment_dir(root: Location, name: str) -> Location:
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
     from dataclasses import asdict
 
+    from tune_app.experiment import write_json_atomic
+
     meta = {
         "spec_path": spec.path,
         "status": status,
@@ -281,9 +282,7 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
         "output": asdict(spec.output),
         "retrain": asdict(spec.retrain),
     }
-    tmp = path / "experiment.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2))
-    os.replace(tmp, path / "experiment.json")
+    write_json_atomic(path / "experiment.json", meta)
 
 
 def spec_from_experiment(path: Path) -> ExperimentSpec:
@@ -360,8 +359,9 @@ def main(argv: list[str] | None = None) -> int:
           + ("  (asks for a token: `ray get-auth-token` prints it)"
              if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "")
           if context.dashboard_url else "Ray dashboard: not available (this cluster runs without it)", flush=True)
-    check_resources(spec, cluster_resources())
-    check_storage(args, spec)
+    nodes = cluster_resources()
+    check_resources(spec, nodes)
+    check_storage(args, spec, len(nodes))
 
     # Only now, with every check passed, does the run get a folder of its own.
     if not args.resume:

@@ -8,7 +8,6 @@ as is the prepared dataset (Ray's object store shares its pages between trials o
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import pickle
@@ -25,7 +24,7 @@ from ray.tune.logger import LoggerCallback
 from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
 from tune_app.data import DataBundle
-from tune_app.experiment import ENDED_FILE, read_history
+from tune_app.experiment import ENDED_FILE, best_value, read_history, write_json_atomic
 from tune_app.tb import TrialWriter
 from tune_app.training import train
 
@@ -96,9 +95,9 @@ class TensorBoardCallback(LoggerCallback):
         hparams = {k.split(".", 1)[-1]: v for k, v in trial.config.get(HP_KEY, {}).items()}
         hparams["trial"] = trial_dirname(trial)
         # A resumed trial keeps its best-so-far from the epochs before the interruption.
-        earlier = read_history(Path(trial.local_path) / "result.json")
-        best = max((h["val_accuracy"] for h in earlier if h.get("val_accuracy") is not None), default=-math.inf)
-        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams, best)
+        best = best_value(read_history(Path(trial.local_path) / "result.json"), "val_accuracy", "max")
+        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams,
+                                                    -math.inf if best is None else best)
 
     def log_trial_restore(self, trial) -> None:
         self.log_trial_start(trial)
@@ -133,10 +132,7 @@ class TrialStatusCallback(Callback):
     @staticmethod
     def _mark(trial, status: str) -> None:
         trial.init_local_path()
-        path = os.path.join(trial.local_path, ENDED_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump({"status": status}, f)
-        os.replace(path + ".tmp", path)
+        write_json_atomic(os.path.join(trial.local_path, ENDED_FILE), {"status": status})
 
 
 class SchedulerStateCallback(Callback):
