@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,12 @@ needs_shared_data = pytest.mark.skipif(
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# A cold datasets cache of its own, as on a fresh CI machine: a warm ~/.cache/huggingface would
+# hide first-load behaviour (e.g. "Generating train split" lines on stderr). Set at import
+# time because `datasets` reads it when first imported.
+_HF_CACHE = tempfile.mkdtemp(prefix="tune_app_test_hf_")
+os.environ["HF_DATASETS_CACHE"] = _HF_CACHE
+atexit.register(shutil.rmtree, _HF_CACHE, ignore_errors=True)
 
 # A quick digits search: small model, few epochs, 4 grid points.
 QUICK_SPEC = {

@@ -14,6 +14,8 @@ DatasetConfig into a DataBundle:
 from __future__ import annotations
 
 import re
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -81,14 +83,34 @@ def resolve_source(cfg: DatasetConfig, preset: HubPreset) -> Source:
     return Source("hub", cfg.path)
 
 
+@contextmanager
+def _quiet_unless_terminal() -> Iterator[None]:
+    """datasets' progress bars only on a terminal.
+
+    In logs and CI each bar is a stray stderr line, and a bad-input run must print exactly
+    one (its error); a person at a terminal still sees a long first load progress.
+    """
+    import datasets
+
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not sys.stderr.isatty():
+        datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+
+
 def open_source(source: Source, preset: HubPreset) -> Any:
     """The `datasets.DatasetDict` of `source`; unreachable or missing sources are UsageErrors."""
     import datasets  # slow to import; only loaders need it
 
     try:
-        if source.kind == "imagefolder":
-            return datasets.load_dataset("imagefolder", data_dir=source.location)
-        return datasets.load_dataset(source.location)
+        with _quiet_unless_terminal():
+            if source.kind == "imagefolder":
+                return datasets.load_dataset("imagefolder", data_dir=source.location)
+            return datasets.load_dataset(source.location)
     except OSError as err:  # hub, network and missing-file errors all derive from OSError
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         if source.kind == "hub":
