@@ -390,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                     metric=spec.search.metric, mode=spec.search.mode,
                     search_alg=make_searcher(spec, experiment_dir), scheduler=scheduler,
                     num_samples=spec.search.num_samples,
+                    # A new trial takes over a finished trial's worker process when their resources
+                    # match: no torch import and dataset fetch per trial (Ray 2.60 defaults to False).
+                    reuse_actors=True,
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(

@@ -8,6 +8,7 @@ as is the prepared dataset (Ray's object store shares its pages between trials o
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import pickle
@@ -42,6 +43,8 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
             resume = load_checkpoint(directory)
 
     node = ray.get_runtime_context().get_node_id()
+    # Ray logs a line per persisted checkpoint, i.e. per epoch per trial: noise on the console.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
         with tempfile.TemporaryDirectory() as directory:
