@@ -6,12 +6,16 @@ import math
 
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
+from tune_app.augment import Augment
 from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import ModelConfig, TrainConfig, TrialConfig
 from tune_app.data import load_dataset
 from tune_app.errors import UsageError
-from tune_app.training import train
+from tune_app.training import (DeviceSplit, Normalize, make_optimizer, make_schedule, train,
+                                train_one_epoch)
 
 
 def small_cfg(**train_kwargs) -> TrialConfig:
@@ -64,6 +68,38 @@ def test_divergence_stops_training(digits):
     result = train(small_cfg(lr=1e20, optimizer="sgd", momentum=0.0), data=digits)
     assert result.diverged and math.isnan(result.history[-1]["train_loss"])
     assert len(result.history) < 4
+
+
+class NanFrom(nn.Module):
+    """Counts forward passes; from pass `first_nan` on its logits are NaN."""
+
+    def __init__(self, classes: int, first_nan: int):
+        super().__init__()
+        self.linear, self.calls, self.first_nan = nn.Linear(64, classes), 0, first_nan
+
+    def forward(self, x):
+        self.calls += 1
+        logits = self.linear(x.flatten(1))
+        return logits * float("nan") if self.calls >= self.first_nan else logits
+
+
+@pytest.mark.parametrize("check_every, first_nan, passes, diverged", [
+    (1, 3, 3, True),      # CPU default: stop at the first bad step, before its update
+    (5, 3, 5, True),      # GPU-style deferred read: stop at the next read of the flag
+    (5, 10**9, 18, False),  # 1149 images / 64 = 18 steps, none bad: the flag never stops it
+])
+def test_divergence_flag_is_read_every_check_every_steps(digits, check_every, first_nan, passes, diverged):
+    cfg = small_cfg()
+    model = NanFrom(digits.num_classes, first_nan)
+    optimizer = make_optimizer(model, cfg.train)
+    fit = train_one_epoch(model, optimizer, make_schedule(optimizer, cfg.train, 18),
+                          DeviceSplit.from_split(digits.train, torch.device("cpu")),
+                          Augment(cfg.augment, 1), Normalize(digits.mean, digits.std), cfg.train, 1,
+                          check_every=check_every)
+    assert model.calls == passes and fit["diverged"] is diverged
+    assert math.isnan(fit["train_loss"]) is diverged
+    if check_every == 1:  # the update that would have used the NaN loss never ran
+        assert torch.isfinite(model.linear.weight).all()
 
 
 def test_foreign_or_truncated_checkpoint_is_a_usage_error(tmp_path):
