@@ -11,9 +11,11 @@ from tune_app.checkpoint import load_checkpoint
 from tune_app.experiment import load_experiment
 
 SPEC = {
-    # 8 trials; lr 1e-5 barely learns in 4 epochs, so ASHA has clear losers to stop.
-    "model": {"groups": {"grid": [2, 4]}, "stage_blocks": {"grid": [1, 2]}},
-    "train": {"lr": {"grid": [3.0e-3, 1.0e-5]}},
+    # 4 configurations x 2 seeds = 8 trials; lr 1e-5 barely learns in 4 epochs, so ASHA has
+    # clear losers to stop.
+    "model": {"groups": {"grid": [2, 4]}},
+    "train": {"lr": {"grid": [3.0e-3, 1.0e-5]}, "seed": 7},
+    "search": {"num_samples": 2},
 }
 
 
@@ -78,7 +80,23 @@ def test_ranked_table_is_written(experiment):
     rows = json.loads((path / "trials.json").read_text())
     assert [r["rank"] for r in rows] == list(range(1, 9))
     assert rows[0]["best_val_accuracy"] >= rows[-1]["best_val_accuracy"]
-    assert {"groups", "stage_blocks", "lr", "epochs", "status"} <= set(rows[0])
+    assert {"groups", "seed", "lr", "epochs", "status"} <= set(rows[0])
+
+
+def test_each_configuration_runs_once_per_seed_and_is_ranked_by_the_mean(experiment):
+    path, _ = experiment
+    exp = load_experiment(path)
+    configs = exp.configurations()
+    assert len(configs) == 4 and exp.seeded
+    for config in configs:
+        assert sorted(t.hparams["train.seed"] for t in config.trials) == [7, 8]
+        first, second = (t.history[0]["train_loss"] for t in config.trials)
+        assert first != second  # another seed: other initial weights and batches
+    means = [c.mean("val_accuracy", "max") for c in configs]
+    assert means == sorted(means, reverse=True) and configs[0].hparams["train.lr"] == 3e-3
+    assert exp.best_trial() in configs[0].trials
+    table = exp.configuration_table()
+    assert [r["seeds"] for r in table] == [2, 2, 2, 2] and "seed" not in table[0]
 
 
 def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment):

@@ -136,3 +136,25 @@ def test_dry_run_lists_trials_parameter_counts_and_budget(write_spec, capsys):
     out = capsys.readouterr().out
     assert "4 trials" in out and "params" in out
     assert "at most 16 epochs" in out and "ASHA" in out
+
+
+def test_grid_num_samples_runs_each_configuration_with_consecutive_seeds(write_spec, capsys):
+    path = write_spec({"train": {"seed": 5}, "search": {"num_samples": 3}})
+    points = load_spec(path).trial_points()
+    assert len(points) == 12  # 4 configurations x 3 seeds
+    by_config = {}
+    for point in points:
+        rest = tuple(sorted((k, v) for k, v in point.items() if k != "train.seed"))
+        by_config.setdefault(rest, []).append(point["train.seed"])
+    assert len(by_config) == 4 and all(seeds == [5, 6, 7] for seeds in by_config.values())
+    assert search.main(["--space", str(path), "--dry-run"]) == 0
+    assert "4 configurations x 3 seed(s) (train.seed 5, 6, 7) = 12 trials" in capsys.readouterr().out
+
+
+def test_one_sample_adds_no_seed_field(write_spec):
+    assert all("train.seed" not in p for p in load_spec(write_spec()).trial_points())
+
+
+def test_seed_grid_and_grid_repeats_conflict(write_spec):
+    msg = error_of(write_spec({"train": {"seed": {"grid": [0, 1]}}, "search": {"num_samples": 2}}))
+    assert "search.num_samples" in msg and "train.seed" in msg

@@ -292,7 +292,7 @@ def search_comparison(spec_path: str, storage: Path) -> dict[str, Any]:
 
     began = time.perf_counter()
     scores, epochs = [], 0
-    for point in spec.grid_points():
+    for point in spec.trial_points():  # every configuration once per seed, as the search runs them
         history = train(spec.base.with_overrides(point), data=data).history
         epochs += len(history)
         scores.append((pick(h[metric] for h in history), point))

@@ -112,7 +112,8 @@ class TrialConfig:
 @dataclass
 class SearchConfig:
     algorithm: Literal["grid", "optuna"] = doc("grid: every grid point; optuna: TPE sampling", "grid")
-    num_samples: int = doc("grid: repeats of the whole grid; optuna: number of trials", 1)
+    num_samples: int = doc("grid: runs of each configuration, seeded train.seed, +1, ... (the ranking "
+                           "averages them); optuna: number of trials", 1)
     metric: str = doc("metric the search optimises", "val_accuracy")
     mode: Literal["max", "min"] = doc("whether the metric is maximised or minimised", "max")
     seed: int = doc("seed of the searcher (optuna TPE)", 0)

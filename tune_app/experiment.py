@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import math
 import os
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
 from tune_app.config import TrialConfig
 from tune_app.errors import UsageError
-from tune_app.spec import decode_hparams
+from tune_app.spec import SEED_KEY, decode_hparams
 
 
 ENDED_FILE = "ended.json"  # written into a trial's folder when it really ends (see trainable)
@@ -116,12 +117,57 @@ class Experiment:
         sign = -1 if self.mode == "max" else 1
         return sorted(scored, key=lambda t: sign * t.best(self.metric, self.mode))
 
+    @property
+    def seeded(self) -> bool:
+        """Whether each grid configuration ran with several seeds (search.num_samples > 1)."""
+        search = self.meta["search"]
+        return search.get("algorithm", "grid") == "grid" and int(search.get("num_samples", 1)) > 1
+
+    def configurations(self) -> list["Configuration"]:
+        """Trials grouped by hyperparameters other than train.seed, best mean first.
+
+        A configuration with a diverged seed ranks after every stable one: a setting that
+        blows up one run in N is not one to retrain.
+        """
+        groups: dict[str, Configuration] = {}
+        for trial in self.trials:
+            hparams = {k: v for k, v in trial.hparams.items() if k != SEED_KEY}
+            key = json.dumps(hparams, sort_keys=True)
+            groups.setdefault(key, Configuration(hparams, [])).trials.append(trial)
+        scored = [c for c in groups.values() if c.bests(self.metric, self.mode)]
+        sign = -1 if self.mode == "max" else 1
+        scored.sort(key=lambda c: (c.diverged, sign * c.mean(self.metric, self.mode)))
+        return scored + [c for c in groups.values() if c not in scored]
+
     def best_trial(self) -> TrialRecord:
-        ranked = [t for t in self.ranked() if not t.diverged]
+        """The trial to retrain: the best one, or with seeds, the best run of the best-mean configuration."""
+        if self.seeded:
+            stable = [c for c in self.configurations() if c.bests(self.metric, self.mode) and not c.diverged]
+            ranked = [t for t in self.ranked() if stable and t in stable[0].trials]
+        else:
+            ranked = [t for t in self.ranked() if not t.diverged]
         if not ranked:
             raise UsageError("no trial of this experiment finished an epoch", file=str(self.path),
                              fix="run the search (or --resume it) until trials report results")
         return ranked[0]
+
+    def configuration_table(self) -> list[dict[str, Any]]:
+        """One row per configuration, ranked by the mean over its seeds (seeded grids)."""
+        rows = []
+        for rank, config in enumerate(self.configurations(), 1):
+            bests = config.bests(self.metric, self.mode)
+            mean = config.mean(self.metric, self.mode) if bests else None
+            rows.append({
+                "rank": rank if bests else None,
+                **{k.split(".", 1)[-1]: v for k, v in config.hparams.items()},
+                "seeds": len(config.trials),
+                f"mean_best_{self.metric}": mean,
+                "std": statistics.stdev(bests) if len(bests) > 1 else None,
+                "worst": (min if self.mode == "max" else max)(bests) if bests else None,
+                "epochs": sum(t.epochs_run for t in config.trials),
+                "trials": " ".join(t.name for t in config.trials),
+            })
+        return rows
 
     def table(self) -> list[dict[str, Any]]:
         """One row per trial, ranked: what search prints and report renders."""
@@ -138,6 +184,24 @@ class Experiment:
                 "status": trial.status(self.max_epochs),
             })
         return rows
+
+
+@dataclass
+class Configuration:
+    """One point of a seeded grid and its runs (one trial per seed)."""
+
+    hparams: dict[str, Any]  # dotted key -> value, without train.seed
+    trials: list[TrialRecord]
+
+    def bests(self, metric: str, mode: str) -> list[float]:
+        return [b for b in (t.best(metric, mode) for t in self.trials) if b is not None]
+
+    def mean(self, metric: str, mode: str) -> float:
+        return statistics.fmean(self.bests(metric, mode))
+
+    @property
+    def diverged(self) -> bool:
+        return any(t.diverged for t in self.trials)
 
 
 def read_history(result_file: Path) -> list[dict[str, Any]]:

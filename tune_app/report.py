@@ -357,22 +357,32 @@ def header_lines(exp: Experiment) -> list[str]:
              f"{search.get('algorithm', 'grid')} search: {len(rows)} trials, "
              f"{sum(r['epochs'] for r in rows)} epochs trained (at most {exp.max_epochs} each); {asha}. "
              f"Search status: **{meta.get('status', 'unknown')}**.", ""]
-    healthy = [t for t in exp.ranked() if not t.diverged]
-    if healthy:
-        best = healthy[0]
+    if any(not t.diverged for t in exp.ranked()):
+        best = exp.best_trial()
         hp = ", ".join(f"{short(k)}={v}" for k, v in best.hparams.items()) or "no searched fields"
         epoch = _best_epoch(best, exp.metric, exp.mode).get("epoch")
+        picked = (f" It is the best run of the configuration with the best mean over "
+                  f"{search.get('num_samples')} seeds (see Configurations)." if exp.seeded else "")
         lines += [f"Best trial: **`{best.name}`** ({hp}): best {exp.metric} "
-                  f"**{fmt(best.best(exp.metric, exp.mode))}** at epoch {epoch} of {best.epochs_run}.", ""]
+                  f"**{fmt(best.best(exp.metric, exp.mode))}** at epoch {epoch} of {best.epochs_run}.{picked}", ""]
     return lines
 
 
-def table_lines(exp: Experiment) -> list[str]:
-    rows = exp.table()
+def _md(rows: list[dict], names: dict[str, str]) -> list[str]:
     columns = list(dict.fromkeys(k for row in rows for k in row))
-    names = {"epochs": "epochs run", "val_loss": "val_loss (last)"}
-    return ["## Trials, best first", "",
-            *md_table([names.get(c, c) for c in columns], [[row.get(c) for c in columns] for row in rows]), ""]
+    return md_table([names.get(c, c) for c in columns], [[row.get(c) for c in columns] for row in rows])
+
+
+def table_lines(exp: Experiment) -> list[str]:
+    lines = []
+    if exp.seeded:
+        lines += ["## Configurations, best mean first", "",
+                  f"Each configuration ran once per seed; `mean_best_{exp.metric}` averages each run's best, "
+                  "`std` and `worst` show how much a single run can mislead. A configuration with a diverged "
+                  "run ranks last.", "",
+                  *_md(exp.configuration_table(), {"epochs": "epochs run (all seeds)"}), ""]
+    return lines + ["## Trials, best first", "",
+                    *_md(exp.table(), {"epochs": "epochs run", "val_loss": "val_loss (last)"}), ""]
 
 
 def write_report(experiment_dir: Path) -> Path:

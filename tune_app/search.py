@@ -76,7 +76,9 @@ def describe_trials(spec: ExperimentSpec) -> str:
     n = len(points) * spec.search.num_samples if spec.search.algorithm == "grid" else spec.search.num_samples
     lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
     if spec.search.algorithm == "grid":
-        lines.append(f"grid: {len(points)} configurations x {spec.search.num_samples} sample(s) = {n} trials")
+        seeds = spec.seeds
+        lines.append(f"grid: {len(points)} configurations x {len(seeds)} seed(s) "
+                     f"(train.seed {', '.join(map(str, seeds))}) = {n} trials")
     else:
         lines.append(f"optuna TPE (seed {spec.search.seed}): {n} trials over")
         lines += [f"  {key}: {dom.describe()}" for key, dom in spec.space.items()]
@@ -109,7 +111,7 @@ def param_space(spec: ExperimentSpec) -> dict[str, Any]:
 
     if spec.search.algorithm == "grid":
         # Tune's own grid expansion, over the points left after dropping unbuildable models.
-        return {HP_KEY: tune.grid_search(spec.grid_points())}
+        return {HP_KEY: tune.grid_search(spec.trial_points())}
     return {HP_KEY: {key: _tune_domain(dom) for key, dom in spec.space.items()}}
 
 
@@ -389,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
                 tune_config=tune.TuneConfig(
                     metric=spec.search.metric, mode=spec.search.mode,
                     search_alg=make_searcher(spec, experiment_dir), scheduler=scheduler,
-                    num_samples=spec.search.num_samples,
+                    # A grid's runs per configuration are already in its points (one per seed).
+                    num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
                     # A new trial takes over a finished trial's worker process when their resources
                     # match: no torch import and dataset fetch per trial (Ray 2.60 defaults to False).
                     reuse_actors=True,
@@ -444,7 +447,7 @@ class _Interrupts:
 
 def expected_trials(spec: ExperimentSpec) -> int:
     if spec.search.algorithm == "grid":
-        return len(spec.grid_points()) * spec.search.num_samples
+        return len(spec.trial_points())
     return spec.search.num_samples
 
 
@@ -465,6 +468,10 @@ def _print_summary(experiment_dir: Path, seconds: float) -> None:
     asha = f"; ASHA stopped {stopped} early" if experiment.meta["scheduler"]["name"] == "asha" else ""
     print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{asha}")
     print(format_table(rows))
+    if experiment.seeded:
+        print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
+              f"(retrain_best takes the first):")
+        print(format_table(experiment.configuration_table()))
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
 
 

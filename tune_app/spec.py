@@ -32,6 +32,7 @@ from tune_app.config import (
 from tune_app.errors import UsageError
 
 DOMAIN_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
+SEED_KEY = "train.seed"  # grid runs of one configuration differ only in this field
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,24 @@ class ExperimentSpec:
     def grid_points(self) -> list[dict[str, Any]]:
         """Valid grid points (dotted key -> value); invalid ones are in `self.dropped`."""
         return _valid_points(self)[0]
+
+    @property
+    def seeds(self) -> list[int]:
+        """train.seed of each run of a grid configuration (search.num_samples of them)."""
+        if self.search.algorithm != "grid":
+            return [self.base.train.seed]
+        return [self.base.train.seed + i for i in range(self.search.num_samples)]
+
+    def trial_points(self) -> list[dict[str, Any]]:
+        """One entry per grid trial: each configuration once per seed.
+
+        A repeat with the same seed would train the same weights on the same batches, so the
+        runs of a configuration differ in train.seed; the ranking averages them.
+        """
+        points = self.grid_points()
+        if len(self.seeds) == 1:
+            return points
+        return [{**point, SEED_KEY: seed} for point in points for seed in self.seeds]
 
     def final_epochs(self) -> int:
         return self.retrain.epochs or self.base.train.epochs
@@ -364,6 +383,10 @@ def _check_search(spec: ExperimentSpec, parser: _Parser) -> None:
         if algo == "optuna" and dom.kind == "grid":
             raise parser.error(f"{key}.grid", "optuna samples values; it cannot run a grid",
                                "write 'choice: [...]' or set search.algorithm: grid")
+    if algo == "grid" and spec.search.num_samples > 1 and SEED_KEY in spec.space:
+        raise parser.error("search.num_samples", "with a grid, num_samples runs each configuration with "
+                           "seeds train.seed, +1, ...; train.seed is also searched",
+                           "set search.num_samples: 1 to keep the train.seed grid, or drop the train.seed grid")
     if "train.epochs" in spec.space and spec.scheduler.name == "asha":
         raise parser.error("train.epochs", "cannot be searched while ASHA uses it as max_t",
                            "fix train.epochs or set scheduler.name: none")
