@@ -109,6 +109,10 @@ def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment):
     assert metrics["test"]["accuracy"] > 0.5 and len(metrics["test"]["confusion_matrix"]) == 10
     assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 360  # the whole test split, once
     assert "val-to-test gap" in (best / "summary.md").read_text()
+    seeds = metrics["search_seeds"]  # the search ran 2 seeds per configuration
+    assert seeds["runs"] == 2 and metrics["trial"] in seeds["trials"]
+    assert seeds["mean_best_val_accuracy"] <= metrics["search_best_val_accuracy"]
+    assert "mean best val accuracy over its 2 seeds" in (best / "summary.md").read_text()
     state = load_checkpoint(best)
     assert state["class_names"] == [str(d) for d in range(10)]
     before = (best / "metrics.json").read_bytes()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -87,6 +88,7 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
         "train_on": train_on,
         "search_best_val_accuracy": best.best("val_accuracy", "max"),
         "search_epochs": best.epochs_run,
+        "search_seeds": _seed_summary(experiment, best),
         # With train+val the final val number is no longer held out; it is kept for the curve only.
         "final_val_accuracy": last["val_accuracy"],
         "val_held_out": train_on == "train",
@@ -107,6 +109,18 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     return metrics
 
 
+def _seed_summary(experiment, best) -> Optional[dict[str, Any]]:
+    """The picked configuration's runs over seeds (seeded grids only): its mean is the less
+    optimistic estimate, since the best of several runs is partly luck."""
+    if not experiment.seeded:
+        return None
+    config = next(c for c in experiment.configurations() if best in c.trials)
+    bests = config.bests("val_accuracy", "max")
+    return {"runs": len(config.trials), "mean_best_val_accuracy": statistics.fmean(bests),
+            "std": statistics.stdev(bests) if len(bests) > 1 else None,
+            "trials": [t.name for t in config.trials]}
+
+
 def summary_markdown(m: dict[str, Any]) -> str:
     t, b = m["test"], m["baselines"]
     hp = ", ".join(f"{k.split('.', 1)[-1]}={v}" for k, v in m["hparams"].items()) or "(no searched fields)"
@@ -116,6 +130,8 @@ def summary_markdown(m: dict[str, Any]) -> str:
         f"| best val accuracy in the search ({m['search_epochs']} epochs) | {m['search_best_val_accuracy']:.4f} |",
         f"| val accuracy after retraining ({m['epochs']} epochs){'' if m['val_held_out'] else ' (val was trained on)'} "
         f"| {m['final_val_accuracy']:.4f} |",
+        *([f"| mean best val accuracy over its {m['search_seeds']['runs']} seeds "
+           f"| {m['search_seeds']['mean_best_val_accuracy']:.4f} |"] if m.get("search_seeds") else []),
         f"| **test accuracy** | **{t['accuracy']:.4f}** |",
         f"| test top-5 accuracy | {t['top5_accuracy']:.4f} |",
         f"| test macro-F1 | {t['macro_f1']:.4f} |",
