@@ -158,3 +158,11 @@ def test_one_sample_adds_no_seed_field(write_spec):
 def test_seed_grid_and_grid_repeats_conflict(write_spec):
     msg = error_of(write_spec({"train": {"seed": {"grid": [0, 1]}}, "search": {"num_samples": 2}}))
     assert "search.num_samples" in msg and "train.seed" in msg
+
+
+def test_live_table_shows_the_seed_only_when_configurations_repeat(write_spec):
+    from tune_app.search import make_reporter
+
+    columns = make_reporter(load_spec(write_spec({"search": {"num_samples": 2}})))._parameter_columns
+    assert columns["hp/train.seed"] == "seed" and columns["hp/train.lr"] == "lr"
+    assert "hp/train.seed" not in make_reporter(load_spec(write_spec()))._parameter_columns

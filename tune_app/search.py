@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
-from tune_app.spec import Domain, ExperimentSpec, encode_choice, load_spec
+from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
 
 # Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
@@ -164,7 +164,9 @@ def make_reporter(spec: ExperimentSpec):
             super()._print(msg)
 
     return Reporter(
-        parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1] for k in spec.space},
+        # The seed column tells apart the runs of one configuration (search.num_samples > 1).
+        parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1]
+                           for k in [*spec.space, *([SEED_KEY] if len(spec.seeds) > 1 else [])]},
         metric_columns={"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss",
                         "val_accuracy": "val_acc"},
         max_report_frequency=15,
