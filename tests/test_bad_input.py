@@ -63,6 +63,8 @@ CASES = {
     "groups-divide-nothing": (search, lambda t, r: ["--space", w(t, spec_text(results=r).replace(
         "  stage_blocks: 1\n", "  stage_blocks: 1\n  block: conv_gconv\n  groups: {grid: [3, 5]}\n"))],
         "no valid configuration"),
+    "seeds-twice": (search, lambda t, r: ["--space", w(t, spec_text("  seed: {grid: [0, 1]}\n", r).replace(
+        "dataset:", "search:\n  num_samples: 2\ndataset:"))], "search.num_samples"),
     "unknown-dataset": (search, lambda t, r: ["--space", w(t, spec_text(results=r).replace(
         "name: digits", "name: cifar"))], "unknown dataset 'cifar'"),
     "unknown-model": (search, lambda t, r: ["--space", w(t, spec_text(results=r).replace(
