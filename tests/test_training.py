@@ -14,8 +14,9 @@ from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import ModelConfig, TrainConfig, TrialConfig
 from tune_app.data import load_dataset
 from tune_app.errors import UsageError
+from tune_app import training
 from tune_app.training import (DeviceSplit, Normalize, make_optimizer, make_schedule, train,
-                                train_one_epoch)
+                               train_one_epoch)
 
 
 def small_cfg(**train_kwargs) -> TrialConfig:
@@ -68,6 +69,25 @@ def test_divergence_stops_training(digits):
     result = train(small_cfg(lr=1e20, optimizer="sgd", momentum=0.0), data=digits)
     assert result.diverged and math.isnan(result.history[-1]["train_loss"])
     assert len(result.history) < 4
+
+
+def test_gpu_code_path_bf16_and_channels_last_learns(digits, monkeypatch):
+    # What a GPU runs (bf16 autocast, channels_last), switched on for a CPU run: no GPU here.
+    monkeypatch.setattr(training, "gpu_features", lambda device: True)
+    conv_outputs = set()
+    hook = nn.modules.module.register_module_forward_hook(
+        lambda module, args, out: conv_outputs.add(out.dtype) if isinstance(module, nn.Conv2d) else None)
+    try:
+        seen = []
+        result = train(small_cfg(epochs=2), lambda m, state: seen.append(m), data=digits)
+    finally:
+        hook.remove()
+    assert conv_outputs == {torch.bfloat16}  # training and evaluation really ran in bf16
+    assert all(p.dtype == torch.float32 for p in result.model.parameters())  # weights stay fp32
+    conv = next(m for m in result.model.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert seen[-1]["train_loss"] < 0.7 * seen[0]["train_loss"] and seen[-1]["val_accuracy"] > 0.5
+    assert not result.diverged and all(math.isfinite(m["val_loss"]) for m in seen)
 
 
 class NanFrom(nn.Module):

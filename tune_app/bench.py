@@ -46,8 +46,8 @@ from tune_app.data.bundle import Split
 from tune_app.data.presets import PRESETS
 from tune_app.errors import UsageError, cli_entry
 from tune_app.models import build_model
-from tune_app.training import (DeviceSplit, Normalize, _autocast, make_optimizer, make_schedule,
-                               train_one_epoch)
+from tune_app.training import (DeviceSplit, Normalize, _autocast, gpu_features, make_optimizer,
+                               make_schedule, train_one_epoch)
 
 # The Tiny ImageNet project's augmentations (search_spaces/tiny_imagenet_grid.yaml).
 DEFAULT_AUGMENT = AugmentConfig(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2,
@@ -130,7 +130,7 @@ class Trainer:
                                device=device.type, seed=0)
         model_cfg = ModelConfig(stage_channels=args.channels, stage_blocks=args.blocks, block="conv")
         self.model = build_model(model_cfg, num_classes, 3).to(device)
-        if device.type == "cuda":
+        if gpu_features(device):
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = make_optimizer(self.model, self.cfg)
         self.schedule = make_schedule(self.optimizer, self.cfg, 1_000_000)
@@ -138,7 +138,7 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The step train_one_epoch takes, for batches that arrive from a DataLoader."""
-        if self.device.type == "cuda":
+        if gpu_features(self.device):
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(self.device, self.cfg.amp):
             loss = self.loss_fn(self.model(x).float(), y)

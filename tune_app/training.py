@@ -88,10 +88,16 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def gpu_features(device: torch.device) -> bool:
+    """Whether to train with bf16 autocast and channels_last: on CUDA only (on a CPU both are
+    slower). One switch, so a test can run the GPU code path on a CPU."""
+    return device.type == "cuda"
+
+
 def _autocast(device: torch.device, enabled: bool):
-    # bf16 needs no loss scaling; on CPU we stay in fp32 (CPU autocast is slower there).
+    # bf16 needs no loss scaling.
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16,
-                          enabled=enabled and device.type == "cuda")
+                          enabled=enabled and gpu_features(device))
 
 
 # Reading the loss on the host makes the CPU wait for the GPU, and a step of the reference Tiny
@@ -128,7 +134,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
             break
         x = normalize(augment(data.images[index]))
         y = data.labels[index]
-        if device.type == "cuda":
+        if gpu_features(device):
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, cfg.amp):
             logits = model(x)
@@ -166,7 +172,7 @@ def evaluate(model: nn.Module, data: DeviceSplit, normalize: Normalize, batch_si
     for start in range(0, len(data), batch_size):
         x = normalize(data.images[start:start + batch_size].float().div_(255.0))
         y = data.labels[start:start + batch_size]
-        if device.type == "cuda":
+        if gpu_features(device):
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
             logits = model(x).float()
@@ -203,7 +209,7 @@ def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
         torch.backends.cudnn.benchmark = True
     torch.manual_seed(tc.seed)
     model = build_model(cfg.model, data.num_classes, data.image_shape[0]).to(device)
-    if device.type == "cuda":
+    if gpu_features(device):
         model = model.to(memory_format=torch.channels_last)
     train_data = DeviceSplit.from_split(train_split or data.train, device)
     val_data = DeviceSplit.from_split(data.val, device)
