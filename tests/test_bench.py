@@ -51,12 +51,26 @@ def test_bench_runs_both_pipelines_and_the_cache_is_cheap_when_warm(tmp_path, ca
     assert result["environment"]["device"] == "cpu"
 
 
-def test_bench_synthetic_times_tune_app_alone(tmp_path):
+def test_bench_synthetic_runs_both_pipelines_without_dataset_files(tmp_path):
     out = tmp_path / "bench.json"
-    assert bench.main(["--synthetic", "64", "--image-size", "16", "--device", "cpu", *TINY_MODEL,
-                       "--json", str(out)]) == 0
+    assert bench.main(["--synthetic", "64", "--image-size", "16", "--device", "cpu", "--workers", "2",
+                       *TINY_MODEL, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["tune_app"]["images"] == 64 and "reference" not in result
+    for pipeline in ("tune_app", "reference"):
+        assert result[pipeline]["images"] == 64 and result[pipeline]["train_images_per_s"] > 0
+    assert result["synthetic"]["side"] == 16 and "data_preparation" not in result
+
+
+def test_synthetic_jpegs_are_photo_sized_and_both_pipelines_see_the_same_pixels():
+    split, rows = bench.synthetic_jpegs(200, 64, 200, seed=1)
+    assert split.images.shape == (200, 3, 64, 64) and split.images.dtype == np.uint8
+    # Tiny ImageNet's 64 px JPEGs average ~1.9 KB; random noise would be ~3x that and decode slower.
+    assert 1200 < np.mean([len(j) for j in rows.jpegs]) < 3000
+    for i in (0, 57, 199):
+        row = rows[i]
+        assert isinstance(row["image"], Image.Image) and row["label"] == split.labels[i]
+        assert (np.asarray(row["image"].convert("RGB")).transpose(2, 0, 1) == split.images[i]).all()
+    assert len(set(split.labels.tolist())) > 50  # labels drawn over the classes
 
 
 def test_bench_refuses_mismatched_stages(capsys):
