@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import gc
+import sys
+
 import pytest
 import torch
 
 from tune_app.config import TrialConfig
-from tune_app.trainable import TrialOutOfMemory, explain_out_of_memory, trial_dirname
+from tune_app.trainable import TrialOutOfMemory, explain_out_of_memory, quiet_exit_hook, trial_dirname
 
 
 def test_out_of_memory_names_the_trial_and_the_fix():
@@ -28,3 +31,22 @@ def test_trial_folder_names_are_short_and_stable():
         trial_id = "a1b2c_00017"
 
     assert trial_dirname(Trial()) == "trial_00017"
+
+
+class RaisesInFinalizer:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+    def __del__(self):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, printed", [(SystemExit(1), False), (ValueError("real bug"), True)])
+def test_worker_unraisable_hook_drops_only_system_exit(monkeypatch, capsys, error, printed):
+    # What Ray's SIGTERM handler does when it fires inside a finalizer at worker shutdown.
+    monkeypatch.setattr(sys, "unraisablehook", quiet_exit_hook)
+    RaisesInFinalizer(error)
+    gc.collect()
+    err = capsys.readouterr().err
+    assert ("Exception ignored" in err and "real bug" in err) is printed
+    assert ("SystemExit" in err) is False

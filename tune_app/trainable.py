@@ -12,6 +12,7 @@ import logging
 import math
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,21 @@ from tune_app.training import train
 HP_KEY = "hp"
 
 
+def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
+    """`sys.unraisablehook` for trial workers: drop a SystemExit raised where Python cannot raise.
+
+    Ray stops idle workers at the end of a search with SIGTERM, and its handler raises
+    SystemExit in whatever the main thread runs; inside a garbage-collector callback Python
+    ignores it anyway, but prints "Exception ignored ... SystemExit: 1" with a traceback under a
+    search that succeeded. Anything else still goes to the default hook.
+    """
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    fallback(unraisable)
+
+
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float) -> None:
+    sys.unraisablehook = quiet_exit_hook
     cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
     # Several trials share the node's cores: more torch threads than our share only thrashes.
     torch.set_num_threads(cfg.train.threads or max(1, int(cpus)))
