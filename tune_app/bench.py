@@ -322,7 +322,7 @@ def reference_pipeline(rows: Any, columns: tuple[str, str], size: tuple[int, int
 def search_comparison(spec_path: str, storage: Path) -> dict[str, Any]:
     """Wall time, epochs and best validation metric: sequential grid vs tune_app.search."""
     from tune_app.data import load_dataset
-    from tune_app.experiment import load_experiment
+    from tune_app.experiment import best_value, load_experiment
     from tune_app.spec import load_spec
     from tune_app.training import train
 
@@ -339,7 +339,7 @@ def search_comparison(spec_path: str, storage: Path) -> dict[str, Any]:
     for point in spec.trial_points():  # every configuration once per seed, as the search runs them
         history = train(spec.base.with_overrides(point), data=data).history
         epochs += len(history)
-        scores.append((pick(h[metric] for h in history), point))
+        scores.append((best_value(history, metric, mode), point))
     sequential_s = time.perf_counter() - began
     best_score, best_point = pick(scores, key=lambda item: item[0])
 

@@ -127,6 +127,16 @@ class SchedulerConfig:
     grace_period: int = doc("epochs every trial runs before ASHA may stop it", 1)
     reduction_factor: float = doc("ASHA keeps 1/reduction_factor of the trials at each rung", 2.0)
 
+    def rungs(self, max_epochs: int) -> list[int]:
+        """Epochs at which ASHA compares trials (and may stop some); none without ASHA."""
+        if self.name != "asha":
+            return []
+        rungs, t = [], float(self.grace_period)
+        while t < max_epochs:
+            rungs.append(int(t))
+            t *= self.reduction_factor
+        return rungs
+
 
 @dataclass
 class ResourcesConfig:

@@ -35,12 +35,18 @@ def write_json_atomic(path: str | Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def best_row(history: list[dict[str, Any]], metric: str, mode: str) -> Optional[dict[str, Any]]:
+    """The epoch with the best finite value of `metric`, or None if no epoch has one."""
+    rows = [h for h in history if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
+    if not rows:
+        return None
+    return (max if mode == "max" else min)(rows, key=lambda h: h[metric])
+
+
 def best_value(history: list[dict[str, Any]], metric: str, mode: str) -> Optional[float]:
     """Best finite value of `metric` over a trial's epochs, or None if it has none."""
-    values = [h[metric] for h in history if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
-    if not values:
-        return None
-    return max(values) if mode == "max" else min(values)
+    row = best_row(history, metric, mode)
+    return None if row is None else row[metric]
 
 
 def read_ended(trial_dir: Path) -> Optional[str]:
@@ -162,7 +168,7 @@ class Experiment:
                 **{k.split(".", 1)[-1]: v for k, v in config.hparams.items()},
                 "seeds": len(config.trials),
                 f"mean_best_{self.metric}": mean,
-                "std": statistics.stdev(bests) if len(bests) > 1 else None,
+                "std": config.std(self.metric, self.mode),
                 "worst": (min if self.mode == "max" else max)(bests) if bests else None,
                 "epochs": sum(t.epochs_run for t in config.trials),
                 "trials": " ".join(t.name for t in config.trials),
@@ -198,6 +204,10 @@ class Configuration:
 
     def mean(self, metric: str, mode: str) -> float:
         return statistics.fmean(self.bests(metric, mode))
+
+    def std(self, metric: str, mode: str) -> Optional[float]:
+        bests = self.bests(metric, mode)
+        return statistics.stdev(bests) if len(bests) > 1 else None
 
     @property
     def diverged(self) -> bool:

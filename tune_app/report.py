@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Optional
 
+from tune_app.config import SchedulerConfig
 from tune_app.errors import UsageError, cli_entry
-from tune_app.experiment import Experiment, TrialRecord, load_experiment
+from tune_app.experiment import Experiment, TrialRecord, best_row, load_experiment
 
 REPORT_FILE = "report.md"
 FIGURES_DIR = "report"
@@ -60,18 +61,6 @@ def md_table(header: list[str], rows: list[list[Any]]) -> list[str]:
     return lines
 
 
-def asha_rungs(meta: dict[str, Any]) -> list[int]:
-    """Epochs at which ASHA compared trials (and may have stopped some)."""
-    scheduler, epochs = meta.get("scheduler", {}), int(meta["base"]["train"]["epochs"])
-    if scheduler.get("name") != "asha":
-        return []
-    rungs, t = [], float(scheduler["grace_period"])
-    while t < epochs:
-        rungs.append(int(t))
-        t *= float(scheduler["reduction_factor"])
-    return rungs
-
-
 def finite(values: list[Any]) -> list[Optional[float]]:
     return [v if isinstance(v, (int, float)) and math.isfinite(v) else None for v in values]
 
@@ -98,7 +87,7 @@ def plot_learning_curves(exp: Experiment, path: Path) -> None:
     fig = _new_figure(13, 4.8)
     axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "val_accuracy", "validation accuracy"), (axes[1], "val_loss", "validation loss")):
-        for rung in asha_rungs(exp.meta):
+        for rung in SchedulerConfig(**exp.meta.get("scheduler", {"name": "none"})).rungs(exp.max_epochs):
             ax.axvline(rung, color="0.6", ls=":", lw=1)
         for index, trial in reversed(list(enumerate(trials))):  # the best drawn last, on top
             epochs = [h["epoch"] for h in trial.history]
@@ -270,8 +259,7 @@ def plot_per_class(metrics: dict[str, Any], path: Path) -> None:
 
 
 def _best_epoch(trial: TrialRecord, metric: str, mode: str) -> dict[str, Any]:
-    rows = [h for h in trial.history if isinstance(h.get(metric), (int, float)) and math.isfinite(h[metric])]
-    return (max if mode == "max" else min)(rows, key=lambda h: h[metric]) if rows else {}
+    return best_row(trial.history, metric, mode) or {}
 
 
 def retrain_section(exp: Experiment, best_dir: Path, figures: Path) -> list[str]:

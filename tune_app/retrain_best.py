@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -115,10 +114,8 @@ def _seed_summary(experiment, best) -> Optional[dict[str, Any]]:
     if not experiment.seeded:
         return None
     config = next(c for c in experiment.configurations() if best in c.trials)
-    bests = config.bests("val_accuracy", "max")
-    return {"runs": len(config.trials), "mean_best_val_accuracy": statistics.fmean(bests),
-            "std": statistics.stdev(bests) if len(bests) > 1 else None,
-            "trials": [t.name for t in config.trials]}
+    return {"runs": len(config.trials), "mean_best_val_accuracy": config.mean("val_accuracy", "max"),
+            "std": config.std("val_accuracy", "max"), "trials": [t.name for t in config.trials]}
 
 
 def summary_markdown(m: dict[str, Any]) -> str:

@@ -52,14 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------- dry run
 
 
-def asha_rungs(spec: ExperimentSpec) -> list[int]:
-    rungs, t = [], spec.scheduler.grace_period
-    while t < spec.base.train.epochs:
-        rungs.append(int(t))
-        t *= spec.scheduler.reduction_factor
-    return rungs
-
-
 def describe_trials(spec: ExperimentSpec) -> str:
     from tune_app.data import describe_dataset
     from tune_app.models import build_model, count_parameters
@@ -73,7 +65,7 @@ def describe_trials(spec: ExperimentSpec) -> str:
         rows.append({"#": index, **{k: v for k, v in point.items()},
                      "params": count_parameters(build_model(cfg.model, num_classes, channels))})
     epochs = spec.base.train.epochs
-    n = len(points) * spec.search.num_samples if spec.search.algorithm == "grid" else spec.search.num_samples
+    n = expected_trials(spec)
     lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
     if spec.search.algorithm == "grid":
         seeds = spec.seeds
@@ -88,7 +80,8 @@ def describe_trials(spec: ExperimentSpec) -> str:
         lines.append(f"dropped before launch: {point} ({reason})")
     budget = f"epoch budget: at most {n * epochs} epochs ({n} trials x {epochs})"
     if spec.scheduler.name == "asha":
-        budget += f"; ASHA may stop a trial after {asha_rungs(spec)} epochs (keeps 1/{spec.scheduler.reduction_factor:g} each rung)"
+        budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
+                   f"(keeps 1/{spec.scheduler.reduction_factor:g} each rung)")
     lines.append(budget)
     return "\n".join(lines)
 

@@ -17,10 +17,6 @@ def is_uri(location: str) -> bool:
     return "://" in location
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("TUNE_APP_CACHE", Path.home() / ".cache" / "tune_app"))
-
-
 class Location:
     """One folder of the results storage, local or remote, with a local working copy."""
 
@@ -30,13 +26,17 @@ class Location:
         if self.remote:
             import pyarrow.fs
 
+            # Here, not at the top: tune_app.data pulls in sklearn and datasets, which every
+            # command with a local results folder would then pay for at start-up.
+            from tune_app.data.cache import cache_root
+
             try:
                 self.fs, self.root = pyarrow.fs.FileSystem.from_uri(self.text.rstrip("/"))
             except (pyarrow.ArrowInvalid, OSError) as err:
                 raise UsageError(f"cannot open storage '{self.text}': {str(err).splitlines()[0][:160]}",
                                  key="--storage", fix="check the URI scheme and the credentials") from None
             digest = hashlib.sha1(self.text.encode()).hexdigest()[:10]
-            self.local = cache_root() / "experiments" / f"{digest}-{Path(self.root).name}"
+            self.local = cache_root(None) / "experiments" / f"{digest}-{Path(self.root).name}"
         else:
             self.local = Path(self.text).resolve()
             self.text = str(self.local)
