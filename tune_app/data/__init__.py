@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Callable
 
 from tune_app.config import DatasetConfig
-from tune_app.data import digits, presets
+from tune_app.data import digits, hub, presets
 from tune_app.data.bundle import DataBundle, Split
 
 
@@ -19,7 +20,8 @@ class DatasetEntry:
 
 DATASETS: dict[str, DatasetEntry] = {
     "digits": DatasetEntry(digits.load, digits.describe),
-    **{name: DatasetEntry(presets.loader(name), presets.describer(name)) for name in presets.PRESETS},
+    **{name: DatasetEntry(partial(hub.load, preset=preset), partial(hub.describe, preset=preset))
+       for name, preset in presets.PRESETS.items()},
 }
 
 

@@ -6,11 +6,7 @@ shared samples) runs exactly the code that reads the hub.
 
 from __future__ import annotations
 
-from typing import Callable
-
-from tune_app.config import DatasetConfig
 from tune_app.data import hub
-from tune_app.data.bundle import DataBundle
 
 PRESETS: dict[str, hub.HubPreset] = {
     # The official `valid` split is the TEST split; validation is held out of train.
@@ -27,20 +23,3 @@ PRESETS: dict[str, hub.HubPreset] = {
     "imagefolder": hub.HubPreset(name="imagefolder", imagefolder=True),
 }
 
-
-def loader(name: str) -> Callable[[DatasetConfig], DataBundle]:
-    preset = PRESETS[name]
-
-    def load(cfg: DatasetConfig) -> DataBundle:
-        return hub.load(cfg, preset)
-
-    return load
-
-
-def describer(name: str) -> Callable[[DatasetConfig], tuple[int, int]]:
-    preset = PRESETS[name]
-
-    def describe(cfg: DatasetConfig) -> tuple[int, int]:
-        return hub.describe(cfg, preset)
-
-    return describe
