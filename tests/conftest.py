@@ -3,6 +3,7 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -86,3 +87,31 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """small_fs(size="300k", read_only=False) -> a fresh tmpfs of that size, unmounted afterwards.
+
+    A real file system that fills up or refuses writes, so ENOSPC and EROFS come from the
+    kernel, not from a mock. Mounting needs root (developers' machines and CI run as root);
+    CI must not skip, so there a failed mount fails the test.
+    """
+    mounted: list[Path] = []
+
+    def mount(size: str = "300k", read_only: bool = False) -> Path:
+        point = tmp_path / f"fs{len(mounted)}"
+        point.mkdir()
+        options = f"size={size}" + (",ro" if read_only else "")
+        proc = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            if os.environ.get("CI"):
+                pytest.fail(f"cannot mount a tmpfs in CI: {proc.stderr.strip()}")
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in mounted:
+        subprocess.run(["umount", "-l", str(point)], capture_output=True)

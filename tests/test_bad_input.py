@@ -119,22 +119,30 @@ def _shutdown_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
-def test_bad_input(case, tmp_path, capsys, monkeypatch):
+def check_bad_input(case: tuple, tmp_path: Path, capsys, monkeypatch) -> None:
+    """Run one CASES entry: exit 2, one `error:` line with the expected text and a fix, and
+    the results folder (holding an earlier experiment of the same name) exactly as it was.
+    Every tests/test_bad_input*.py runs its CASES through this."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     results = tmp_path / "results"
     existing = fake_experiment(results, "quick")  # an earlier experiment with the same name
     (existing / "trial_00000" / "result.json").write_text('{"epoch": 1, "val_accuracy": 0.5}\n')
+    module, argv, expected = case
+    args = argv(tmp_path, str(results))  # may plant files of its own before the snapshot
     before = snapshot(results)
-    module, argv, expected = CASES[case]
-    code = module.main(argv(tmp_path, str(results)))
+    code = module.main(args)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
     assert "fix:" in err[0]
     assert snapshot(results) == before  # nothing created, changed or deleted
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_input(case, tmp_path, capsys, monkeypatch):
+    check_bad_input(CASES[case], tmp_path, capsys, monkeypatch)
 
 
 def test_the_process_exits_2_with_one_line_and_no_traceback(tmp_path):
@@ -144,8 +152,21 @@ def test_the_process_exits_2_with_one_line_and_no_traceback(tmp_path):
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
 
 
+def all_cases() -> set[str]:
+    """The ids of every CASES table in tests/test_bad_input*.py."""
+    import importlib
+
+    ids: set[str] = set()
+    for path in sorted(Path(__file__).parent.glob("test_bad_input*.py")):
+        module = importlib.import_module(f"tests.{path.stem}")
+        overlap = ids & set(module.CASES)
+        assert not overlap, f"{path.name} reuses case ids {overlap}"
+        ids |= set(module.CASES)
+    return ids
+
+
 def test_readme_table_lists_exactly_these_cases():
     readme = (REPO / "README.md").read_text()
     section = readme.split("## Bad input", 1)[1].split("\n## ", 1)[0]
-    ids = set(re.findall(r"^\| `([a-z-]+)` \|", section, flags=re.M))
-    assert ids == set(CASES)
+    ids = set(re.findall(r"^\| `([a-z0-9-]+)` \|", section, flags=re.M))
+    assert ids == all_cases()

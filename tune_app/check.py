@@ -14,7 +14,6 @@ Results go to <output.results_dir>/checks/<output.name>/ (checks.json, lr_range.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
+from tune_app.fileio import save_figure_atomic, write_json_atomic
 
 CHECKS_DIR = "checks"
 CHECKS_FILE = "checks.json"
@@ -283,7 +283,7 @@ def plot_lr_range(result: dict[str, Any], searched: dict[str, Any], path: Path) 
     ax.set_title(f"Learning-rate range test ({len(lrs)} steps, stopped: {result['stopped']})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
-    fig.savefig(path, dpi=120)
+    save_figure_atomic(fig, path, dpi=120)
 
 
 def run_checks(spec, out: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -310,7 +310,7 @@ def run_checks(spec, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     }
     result["seconds"] = time.perf_counter() - began
     out.mkdir(parents=True, exist_ok=True)
-    (out / CHECKS_FILE).write_text(json.dumps(result, indent=2))
+    write_json_atomic(out / CHECKS_FILE, result, indent=2)
     plot_lr_range(lr_range, searched, out / LR_FIGURE)
     return result
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 import torch
 
 from tune_app.errors import UsageError
+from tune_app.fileio import write_atomic
 
 CHECKPOINT_FILE = "checkpoint.pt"
 REQUIRED_KEYS = ("model", "config", "epoch")
@@ -20,9 +20,8 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / CHECKPOINT_FILE
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # a crash mid-write never leaves a truncated checkpoint.pt
+    # A crash or a full disk mid-write never leaves a truncated checkpoint.pt.
+    write_atomic(path, lambda f: torch.save(state, f), binary=True)
     return path
 
 

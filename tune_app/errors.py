@@ -7,6 +7,7 @@ import sys
 from typing import Callable
 
 USAGE_EXIT = 2
+INTERRUPTED_EXIT = 130
 
 
 class UsageError(Exception):
@@ -29,7 +30,8 @@ class UsageError(Exception):
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wrap a CLI main so that UsageError becomes `error: ...` on stderr and exit 2.
 
-    Anything else is a bug in tune_app and keeps its traceback.
+    Ctrl-C becomes `interrupted` and exit 130. Anything else is a bug in tune_app and keeps
+    its traceback.
     """
 
     @functools.wraps(main)
@@ -39,5 +41,9 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         except UsageError as err:
             print(f"error: {err.one_line()}", file=sys.stderr)
             return USAGE_EXIT
+        except KeyboardInterrupt:
+            # Ctrl-C is the user's choice, not a bug: one line, the shell's code for SIGINT.
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED_EXIT
 
     return wrapper

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,18 +20,12 @@ from typing import Any, Optional
 
 from tune_app.config import TrialConfig
 from tune_app.errors import UsageError
+from tune_app.fileio import read_json, write_json_atomic  # noqa: F401 (write_json_atomic: re-exported)
 from tune_app.spec import SEED_KEY, decode_hparams
 
 
 ENDED_FILE = "ended.json"  # written into a trial's folder when it really ends (see trainable)
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON so that a reader (or a crash) never sees a half-written file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
+RESULT_FILE = "result.json"  # one JSON object per line, one line per epoch
 
 
 def best_row(history: list[dict[str, Any]], metric: str, mode: str) -> Optional[dict[str, Any]]:
@@ -50,8 +43,15 @@ def best_value(history: list[dict[str, Any]], metric: str, mode: str) -> Optiona
 
 
 def read_ended(trial_dir: Path) -> Optional[str]:
-    path = trial_dir / ENDED_FILE
-    return json.loads(path.read_text())["status"] if path.is_file() else None
+    """"TERMINATED" / "ERROR" once the trial really ended, None while it has not."""
+    data = read_json(trial_dir / ENDED_FILE, what="the trial's end marker", missing_ok=True,
+                     fix="resume the search (--resume) so the trial's end is recorded again")
+    if data is None:
+        return None
+    if not isinstance(data, dict) or data.get("status") not in ("TERMINATED", "ERROR"):
+        raise UsageError("the trial's end marker holds no valid status", file=str(trial_dir / ENDED_FILE),
+                         fix="resume the search (--resume) so the trial's end is recorded again")
+    return data["status"]
 
 EXPERIMENT_FILE = "experiment.json"
 
@@ -118,10 +118,14 @@ class Experiment:
         return self.base_config().with_overrides(decode_hparams(trial.hparams))
 
     def ranked(self) -> list[TrialRecord]:
-        """Trials with at least one epoch, best first by the search metric."""
+        """Trials with at least one epoch, best first by the search metric.
+
+        A diverged trial ranks below every healthy one whatever its earlier epochs scored: its
+        weights at the end are garbage, and the setting that blew up is not one to retrain.
+        """
         scored = [t for t in self.trials if t.best(self.metric, self.mode) is not None]
         sign = -1 if self.mode == "max" else 1
-        return sorted(scored, key=lambda t: sign * t.best(self.metric, self.mode))
+        return sorted(scored, key=lambda t: (t.diverged, sign * t.best(self.metric, self.mode)))
 
     @property
     def seeded(self) -> bool:
@@ -153,6 +157,9 @@ class Experiment:
         else:
             ranked = [t for t in self.ranked() if not t.diverged]
         if not ranked:
+            if any(t.diverged for t in self.trials):
+                raise UsageError("every trial of this experiment diverged", file=str(self.path),
+                                 fix="search lower learning rates (train.lr) and run the search again")
             raise UsageError("no trial of this experiment finished an epoch", file=str(self.path),
                              fix="run the search (or --resume it) until trials report results")
         return ranked[0]
@@ -218,12 +225,13 @@ def read_history(result_file: Path) -> list[dict[str, Any]]:
     history: dict[int, dict[str, Any]] = {}
     if not result_file.is_file():
         return []
-    for line in result_file.read_text().splitlines():
+    # errors="replace": a stray byte spoils its own line (skipped below), not the whole history.
+    for line in result_file.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
             continue  # the last line of a killed run may be half written
-        if "epoch" in row:
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
             # After a resume, an epoch re-reported from the same checkpoint replaces the old row.
             history[int(row["epoch"])] = row
     return [history[e] for e in sorted(history)]
@@ -235,19 +243,49 @@ def load_experiment(path: str | Path) -> Experiment:
     if not meta_file.is_file():
         raise UsageError("not a tune_app experiment folder (no experiment.json)", file=str(path),
                          fix="pass a folder created by `python -m tune_app.search`, e.g. results/NAME")
-    meta = json.loads(meta_file.read_text())
+    meta = read_meta(path)
     trials = []
     for trial_dir in sorted(p for p in path.glob("trial_*") if p.is_dir()):
-        params_file = trial_dir / "params.json"
-        params = json.loads(params_file.read_text()) if params_file.is_file() else {}
+        history = read_history(trial_dir / RESULT_FILE)
         trials.append(TrialRecord(
             name=trial_dir.name,
             path=trial_dir,
-            hparams=params.get("hp", {}),
-            history=read_history(trial_dir / "result.json"),
+            hparams=read_trial_params(trial_dir, required=bool(history)),
+            history=history,
             ended=read_ended(trial_dir),
         ))
     return Experiment(path=path, meta=meta, trials=trials)
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """experiment.json, checked enough that every reader can index it."""
+    meta = read_json(path / EXPERIMENT_FILE, what="the experiment's record",
+                     fix="restore experiment.json from a backup; tune_app rewrites it atomically, so "
+                         "an empty or cut one was written by something else")
+    missing = [k for k in ("base", "search") if not isinstance(meta, dict) or not isinstance(meta.get(k), dict)]
+    if missing:
+        raise UsageError(f"the experiment's record lacks {', '.join(missing)}", file=str(path / EXPERIMENT_FILE),
+                         fix="restore experiment.json from a backup, or run the search again")
+    return meta
+
+
+def read_trial_params(trial_dir: Path, required: bool) -> dict[str, Any]:
+    """The trial's searched values ("hp" in Ray's params.json).
+
+    Without them a trial's results cannot be tied to a configuration: guessing (the base
+    config) would retrain something the search never ran under that trial's name. A trial
+    with no results yet (not started) may lack the file.
+    """
+    params_file = trial_dir / "params.json"
+    if not required and not params_file.is_file():
+        return {}
+    params = read_json(params_file, what="the trial's configuration",
+                       fix="resume the search (--resume) so Ray writes it again, or leave this trial out "
+                           "by moving its folder elsewhere")
+    if not isinstance(params, dict) or not isinstance(params.get("hp"), dict):
+        raise UsageError("the trial's configuration has no 'hp' mapping", file=str(params_file),
+                         fix="resume the search (--resume) so Ray writes it again")
+    return params["hp"]
 
 
 def newest_experiment(results_dir: str | Path) -> Path:

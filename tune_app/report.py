@@ -13,9 +13,7 @@ Running it again overwrites only these files; it also works on a search still in
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -23,6 +21,7 @@ from typing import Any, Optional
 from tune_app.config import SchedulerConfig
 from tune_app.errors import UsageError, cli_entry
 from tune_app.experiment import Experiment, TrialRecord, best_row, load_experiment
+from tune_app.fileio import read_json, save_figure_atomic, write_atomic, write_text_atomic
 
 REPORT_FILE = "report.md"
 FIGURES_DIR = "report"
@@ -115,7 +114,7 @@ def plot_learning_curves(exp: Experiment, path: Path) -> None:
                 Line2D([], [], color="0.6", ls=":", label="ASHA rung")]
     fig.legend(handles=handles, loc="outside right upper", fontsize=8, title="rank by best val", title_fontsize=8)
     fig.suptitle(f"{exp.path.name}: learning curves of {len(trials)} trials")
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 def _is_number(value: Any) -> bool:
@@ -176,7 +175,7 @@ def plot_hparam_effects(exp: Experiment, path: Path) -> bool:
     entries = {label: handle for ax in axes for handle, label in zip(*ax.get_legend_handles_labels())}
     fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=len(entries), fontsize=8)
     fig.suptitle(f"{exp.path.name}: effect of each searched hyperparameter on best {metric}")
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
     return True
 
 
@@ -225,7 +224,7 @@ def plot_confusion(metrics: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(f"Test confusion matrix ({int(cm.sum())} images, {n} classes)")
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 def per_class(metrics: dict[str, Any]) -> list[tuple[str, float]]:
@@ -255,7 +254,7 @@ def plot_per_class(metrics: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("test accuracy")
     ax.set_title("Per-class test accuracy")
     fig.legend(loc="outside lower center", ncols=2, fontsize=8)
-    fig.savefig(path, dpi=110)
+    save_figure_atomic(fig, path, dpi=110)
 
 
 def _best_epoch(trial: TrialRecord, metric: str, mode: str) -> dict[str, Any]:
@@ -263,7 +262,8 @@ def _best_epoch(trial: TrialRecord, metric: str, mode: str) -> dict[str, Any]:
 
 
 def retrain_section(exp: Experiment, best_dir: Path, figures: Path) -> list[str]:
-    metrics = json.loads((best_dir / "metrics.json").read_text())
+    metrics = read_json(best_dir / "metrics.json", what="retrain-best's metrics",
+                        fix="run python -m tune_app.retrain_best again (it writes a new best-N folder)")
     test, base = metrics["test"], metrics["baselines"]
     trial = next((t for t in exp.trials if t.name == metrics["trial"]), None)
     searched = _best_epoch(trial, "val_accuracy", "max") if trial else {}
@@ -309,14 +309,16 @@ def find_checks(exp: Experiment) -> Optional[Path]:
     if path.is_file():
         return path
     same_spec = [p for p in (exp.path.parent / CHECKS_DIR).glob(f"*/{CHECKS_FILE}")
-                 if json.loads(p.read_text()).get("spec") == exp.meta.get("spec_path")]
+                 if (read_json(p, what="the pre-search checks", fix="run python -m tune_app.check again")
+                     or {}).get("spec") == exp.meta.get("spec_path")]
     return max(same_spec, key=lambda p: p.stat().st_mtime) if same_spec else None
 
 
 def checks_section(exp: Experiment, checks_file: Path, figures: Path) -> list[str]:
     from tune_app.check import LR_FIGURE, summary_lines
 
-    checks = json.loads(checks_file.read_text())
+    checks = read_json(checks_file, what="the pre-search checks",
+                       fix="run python -m tune_app.check again")
     lines = ["## Checks before the search", "",
              f"`python -m tune_app.check` ran on {checks['created']} ({checks['device']}), "
              f"results in `{checks_file.parent}`:", ""]
@@ -326,7 +328,8 @@ def checks_section(exp: Experiment, checks_file: Path, figures: Path) -> list[st
     lines += [f"- {line}" for line in summary_lines(checks)] + [""]
     if (checks_file.parent / LR_FIGURE).is_file():
         # A copy, so that the report stays complete when the experiment folder is moved alone.
-        shutil.copyfile(checks_file.parent / LR_FIGURE, figures / LR_FIGURE)
+        source = (checks_file.parent / LR_FIGURE).read_bytes()
+        write_atomic(figures / LR_FIGURE, lambda f: f.write(source), binary=True)
         lines += [f"![lr range test]({FIGURES_DIR}/{LR_FIGURE})", ""]
     return lines
 
@@ -405,7 +408,7 @@ def write_report(experiment_dir: Path) -> Path:
               f"- TensorBoard (scalars per trial, HParams tab): `tensorboard --logdir {exp.path.parent}`",
               ""]
     report = exp.path / REPORT_FILE
-    report.write_text("\n".join(lines))
+    write_text_atomic(report, "\n".join(lines))
     return report
 
 

@@ -7,7 +7,6 @@ The search only ever saw train and val; this is the single place the test split 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Optional
@@ -41,6 +40,7 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     from tune_app.checkpoint import save_checkpoint
     from tune_app.data import Split, load_dataset
     from tune_app.experiment import load_experiment
+    from tune_app.fileio import write_json_atomic, write_text_atomic
     from tune_app.metrics import baselines, classification_metrics
     from tune_app.tb import TrialWriter
     from tune_app.training import DeviceSplit, Normalize, evaluate, train
@@ -102,8 +102,8 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     }
     save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epochs,
                           "class_names": list(data.class_names)})
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    (out / "summary.md").write_text(summary_markdown(metrics))
+    write_json_atomic(out / "metrics.json", metrics, indent=2)
+    write_text_atomic(out / "summary.md", summary_markdown(metrics))
     metrics["output_dir"] = str(out)
     return metrics
 

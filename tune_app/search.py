@@ -7,7 +7,7 @@ prepared once in the driver and shared with every trial.
 from __future__ import annotations
 
 import argparse
-import json
+import logging
 import os
 import shutil
 import signal
@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
@@ -28,6 +28,9 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 # We catch SIGINT ourselves (to know a run was interrupted) and forward it as SIGUSR1, on which
 # Tune stops gracefully just as it would on SIGINT.
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
+# Ray's end-of-run analysis warns about each trial an interruption left unstarted; the summary
+# table shows them ("not started"), so the warning is noise.
+logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 # Every epoch checkpoints by design; Ray's "snapshotting too often" warning is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
@@ -246,6 +249,34 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def check_writable(root: Location) -> None:
+    """The results folder can take this search's files: found before Ray and the data start,
+    not 20 s in. A file in the way, a read-only or full disk, or no permission is one line."""
+    if root.remote:
+        return  # object stores answer for themselves on the first write
+    from tune_app.fileio import DISK_RESERVE, free_bytes, write_error
+
+    folder = root.local
+    blocker = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        raise UsageError(f"'{blocker}' is a file, so no results folder can be made under it",
+                         file=str(folder), key="output.results_dir",
+                         fix="set output.results_dir (or --storage) to a folder path")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".tune_app-write-test-{os.getpid()}"
+        probe.write_bytes(b"x")
+        probe.unlink()
+    except OSError as err:
+        raise write_error(err, folder / "x") from None
+    free = free_bytes(folder)
+    if free is not None and free < DISK_RESERVE:
+        raise UsageError(f"only {free / 2**20:.1f} MB free; a search needs at least "
+                         f"{DISK_RESERVE / 2**20:.0f} MB besides its checkpoints",
+                         file=str(folder), key="output.results_dir",
+                         fix="free space there or set output.results_dir (or --storage) to a larger disk")
+
+
 def claim_experiment_dir(root: Location, name: str) -> Location:
     """A fresh folder for this run: an existing experiment is never reused or overwritten."""
     candidates = [name, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"]
@@ -288,7 +319,9 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
     if not (meta_file.is_file() and (path / "spec.yaml").is_file()):
         raise UsageError("not a tune_app experiment folder (no experiment.json/spec.yaml)", file=str(path),
                          fix="pass the folder a search created, e.g. --resume results/NAME")
-    meta = json.loads(meta_file.read_text())
+    from tune_app.experiment import read_meta
+
+    meta = read_meta(path)
     if meta.get("status") == "running" and meta.get("host") == socket.gethostname() \
             and meta.get("pid") != os.getpid() and _pid_alive(int(meta.get("pid", -1))):
         raise UsageError(f"experiment is in use by a running search (pid {meta['pid']})", file=str(path),
@@ -334,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         print(describe_trials(spec))
         return 0
+    storage = Location(args.storage or spec.output.results_dir) if not args.resume else location
+    check_writable(storage)
 
     from tune_app.data import load_dataset
 
@@ -343,8 +378,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from ray import tune
 
-    from tune_app.trainable import (SchedulerStateCallback, TensorBoardCallback, TrialStatusCallback,
-                                    make_trainable, trial_dirname)
+    from tune_app.trainable import (DiskSpaceGuard, ResultFileCallback, SchedulerStateCallback,
+                                    TensorBoardCallback, TrialStatusCallback, make_trainable, trial_dirname)
 
     if not args.address:
         check_resources(spec, local_resources(args))  # before starting Ray: a clean error
@@ -362,18 +397,19 @@ def main(argv: list[str] | None = None) -> int:
 
     # Only now, with every check passed, does the run get a folder of its own.
     if not args.resume:
-        storage = Location(args.storage or spec.output.results_dir)
         location = claim_experiment_dir(storage, spec.output.name)
         experiment_dir = location.local
         shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
     write_meta(experiment_dir, spec, "running")
     location.push("spec.yaml", "experiment.json")
-    trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial)
+    trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
+                               results_dir=None if location.remote else str(experiment_dir))
     status = "interrupted"
     started = time.perf_counter()
     interrupts = _Interrupts()
     signal.signal(signal.SIGINT, interrupts)
     signal.signal(signal.SIGTERM, interrupts)
+    guard = DiskSpaceGuard(experiment_dir, interrupts.stop_gracefully)
     try:
         if args.resume:
             tuner = tune.Tuner.restore(str(location), trainable,
@@ -400,28 +436,75 @@ def main(argv: list[str] | None = None) -> int:
                         num_to_keep=spec.output.keep_checkpoints,
                         checkpoint_score_attribute=spec.search.metric,
                         checkpoint_score_order=spec.search.mode),
-                    callbacks=[TensorBoardCallback(), TrialStatusCallback(),
-                               SchedulerStateCallback(scheduler),
-                               *_result_loggers()],
+                    callbacks=[guard, ResultFileCallback(guard), TensorBoardCallback(),
+                               TrialStatusCallback(guard), SchedulerStateCallback(scheduler)],
                     progress_reporter=make_reporter(spec), verbose=1),
             )
-        tuner.fit()
+        try:
+            tuner.fit()
+        except KeyboardInterrupt:
+            pass  # the second Ctrl-C: stop at once; what was saved is resumable
+        except OSError as err:
+            from tune_app.fileio import is_disk_full
+
+            if not is_disk_full(err):
+                raise
+            guard.trip(str(err))
         from tune_app.experiment import read_ended
 
         location.pull()
         ended = [d for d in experiment_dir.glob("trial_*") if read_ended(d)]
-        status = "finished" if not interrupts.count and len(ended) >= expected_trials(spec) else "interrupted"
+        disk_full = guard.tripped or _disk_full_trials(experiment_dir)
+        status = "finished" if not (interrupts.count or disk_full) and len(ended) >= expected_trials(spec) \
+            else "interrupted"
     finally:
-        write_meta(experiment_dir, spec, status)
+        _write_meta_if_possible(experiment_dir, spec, status)
         location.push("experiment.json")
-    _print_summary(experiment_dir, time.perf_counter() - started)
+    if disk_full:
+        from tune_app.fileio import DiskFull
+
+        err = DiskFull(experiment_dir)
+        err.fix = (f"free space on that disk, then resume: python -m tune_app.search --resume {location} "
+                   f"(stopped: {disk_full})")
+        raise err
+    failed = _print_summary(experiment_dir, time.perf_counter() - started)
     location.push("trials.json", *(["optuna.db"] if (experiment_dir / "optuna.db").is_file() else []))
     if status != "finished":
         print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {location}",
               file=sys.stderr)
         return 130
+    if failed:
+        print(f"{len(failed)} trial(s) failed: " + ", ".join(
+            f"{t.name} (see {t.path / 'error.txt'})" for t in failed), file=sys.stderr)
+        print(f"the ranking leaves them out; fix the cause, then rerun them: "
+              f"python -m tune_app.search --resume {location}", file=sys.stderr)
+        return 1
     print(f"next: python -m tune_app.retrain_best --experiment {location}")
     return 0
+
+
+def _write_meta_if_possible(experiment_dir: Path, spec: ExperimentSpec, status: str) -> None:
+    """The final status, unless the disk is too full for it: experiment.json then keeps its
+    previous (whole) content, and --resume still accepts it (its pid has ended)."""
+    from tune_app.fileio import DiskFull
+
+    try:
+        write_meta(experiment_dir, spec, status)
+    except DiskFull:
+        pass
+
+
+def _disk_full_trials(experiment_dir: Path) -> Optional[str]:
+    """Why a trial failed of a full disk, if one did: workers write the checkpoints, so a
+    full disk can surface as trial errors rather than in the driver."""
+    for error_file in experiment_dir.glob("trial_*/error.txt"):
+        try:
+            text = error_file.read_text(errors="replace")
+        except OSError:
+            continue
+        if "No space left on device" in text or "Disk quota exceeded" in text:
+            return f"{error_file.parent.name} failed writing to a full disk"
+    return None
 
 
 class _Interrupts:
@@ -431,13 +514,25 @@ class _Interrupts:
 
     def __init__(self) -> None:
         self.count = 0
+        self._stopping = False
 
     def __call__(self, signum, frame) -> None:
         self.count += 1
         if self.count > 1:
+            # Further signals are ignored from here: one more during the unwinding below would
+            # otherwise land in the middle of Ray's shutdown as a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            print("stopping at once", file=sys.stderr)
             raise KeyboardInterrupt
         print("\nstopping: saving the experiment state (press Ctrl-C again to quit at once)", file=sys.stderr)
-        os.kill(os.getpid(), signal.SIGUSR1)
+        self.stop_gracefully()
+
+    def stop_gracefully(self) -> None:
+        """What Tune does on SIGINT: finish the step, save the experiment state, return."""
+        if not self._stopping:
+            self._stopping = True
+            os.kill(os.getpid(), signal.SIGUSR1)
 
 
 def expected_trials(spec: ExperimentSpec) -> int:
@@ -446,18 +541,14 @@ def expected_trials(spec: ExperimentSpec) -> int:
     return spec.search.num_samples
 
 
-def _result_loggers():
-    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-
-    return [JsonLoggerCallback(), CSVLoggerCallback()]
-
-
-def _print_summary(experiment_dir: Path, seconds: float) -> None:
+def _print_summary(experiment_dir: Path, seconds: float) -> list:
+    """Print the ranked tables; return the trials that failed (status "error")."""
     from tune_app.experiment import format_table, load_experiment
+    from tune_app.fileio import write_json_atomic
 
     experiment = load_experiment(experiment_dir)
     rows = experiment.table()
-    (experiment_dir / "trials.json").write_text(json.dumps(rows, indent=2))
+    write_json_atomic(experiment_dir / "trials.json", rows, indent=2)
     stopped = sum(1 for r in rows if r["status"] == "stopped early")
     epochs = sum(r["epochs"] for r in rows)
     asha = f"; ASHA stopped {stopped} early" if experiment.meta["scheduler"]["name"] == "asha" else ""
@@ -468,6 +559,7 @@ def _print_summary(experiment_dir: Path, seconds: float) -> None:
               f"(retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
+    return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
 
 
 if __name__ == "__main__":

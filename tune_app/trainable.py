@@ -8,14 +8,16 @@ as is the prepared dataset (Ray's object store shares its pages between trials o
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import os
 import pickle
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 import ray
 import torch
@@ -23,10 +25,11 @@ from ray import tune
 from ray.tune import Callback
 from ray.tune.logger import LoggerCallback
 
-from tune_app.checkpoint import load_checkpoint, save_checkpoint
+from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
 from tune_app.data import DataBundle
-from tune_app.experiment import ENDED_FILE, best_value, read_history, write_json_atomic
+from tune_app.experiment import ENDED_FILE, RESULT_FILE, best_value, read_history
+from tune_app.fileio import DISK_RESERVE, DiskFull, free_bytes, write_atomic, write_error, write_json_atomic
 from tune_app.tb import TrialWriter
 from tune_app.training import train
 
@@ -46,7 +49,10 @@ def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
     fallback(unraisable)
 
 
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float) -> None:
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float,
+              results_dir: Optional[str] = None) -> None:
+    """results_dir: the experiment folder when it is on a local (or mounted) disk, whose free
+    space decides whether a checkpoint is written; None for object stores."""
     sys.unraisablehook = quiet_exit_hook
     cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
     # Several trials share the node's cores: more torch threads than our share only thrashes.
@@ -62,10 +68,18 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
+        # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
+        metrics = {**metrics, "node_id": node}
         with tempfile.TemporaryDirectory() as directory:
-            save_checkpoint(directory, state())
-            # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
-            tune.report({**metrics, "node_id": node}, checkpoint=tune.Checkpoint.from_directory(directory))
+            size = save_checkpoint(directory, state()).stat().st_size
+            free = free_bytes(results_dir) if results_dir else None
+            if free is not None and free < size + DISK_RESERVE // 2:
+                # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
+                # that cannot fit would fail half-written. The epoch still counts for the
+                # scheduler and is simply re-run from the previous checkpoint on --resume.
+                tune.report({**metrics, "checkpoint_skipped": "disk nearly full"})
+                return
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
     with explain_out_of_memory(tune.get_context().get_trial_name(), cfg):
         train(cfg, on_epoch_end, data=data, resume=resume)
@@ -87,8 +101,9 @@ def explain_out_of_memory(trial: str, cfg: TrialConfig):
             "resources.gpus_per_trial so fewer trials share a GPU") from None
 
 
-def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float):
-    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus)
+def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float,
+                   results_dir: Optional[str] = None):
+    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir)
     return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
 
 
@@ -132,6 +147,153 @@ class TensorBoardCallback(LoggerCallback):
             writer.close()
 
 
+class DiskSpaceGuard(Callback):
+    """Stops the search, as one Ctrl-C would, before the results' disk is full.
+
+    On a full disk every writer fails at once - Ray's experiment state, checkpoints, our own
+    files - leaving tracebacks and 0-byte files, and the final "interrupted" mark itself cannot
+    be written. Stopping while `reserve` bytes are still free leaves room to save the
+    experiment state, so it can be resumed once space is freed. The other callbacks `trip` it
+    when a write of theirs fails with ENOSPC anyway (another program filled the disk at once).
+    """
+
+    CHECK_EVERY_S = 1.0
+
+    def __init__(self, folder: str | os.PathLike, stop: Callable[[], None]) -> None:
+        self.folder, self._stop = str(folder), stop
+        self.tripped: Optional[str] = None
+        self._checked = 0.0
+        self._largest_checkpoint = 0
+
+    def reserve(self) -> int:
+        # A trial may be persisting a checkpoint while the state is saved: keep room for a few.
+        return max(DISK_RESERVE, 3 * self._largest_checkpoint)
+
+    def check(self) -> None:
+        free = free_bytes(self.folder)
+        if free is not None and free < self.reserve():
+            self.trip(f"{free / 2**20:.1f} MB free, under the {self.reserve() / 2**20:.0f} MB reserve")
+
+    def trip(self, why: str) -> None:
+        if self.tripped is None:
+            self.tripped = why
+            self._stop()
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        now = time.monotonic()
+        if now - self._checked >= self.CHECK_EVERY_S:
+            self._checked = now
+            self.check()
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:
+        path = Path(checkpoint.path) / CHECKPOINT_FILE
+        with contextlib.suppress(OSError):
+            self._largest_checkpoint = max(self._largest_checkpoint, path.stat().st_size)
+        self.check()
+
+
+@contextlib.contextmanager
+def _guarded(guard: Optional[DiskSpaceGuard]):
+    """A driver-side write that hits a full disk stops the search instead of crashing Tune."""
+    try:
+        yield
+    except DiskFull as err:
+        if guard is None:
+            raise
+        guard.trip(err.message)
+
+
+class ResultFileCallback(LoggerCallback):
+    """Each trial's params.json and result.json (one JSON line per epoch) and progress.csv.
+
+    In place of Ray's JsonLoggerCallback and CSVLoggerCallback: theirs append blindly, so an
+    epoch re-run after a resume (its checkpoint was not saved before the interruption) appears
+    twice, and they also write params.pkl, a pickle nobody needs. Here a re-reported epoch
+    replaces the rows from that epoch on; appends stay appends otherwise.
+    """
+
+    def __init__(self, guard: Optional[DiskSpaceGuard] = None) -> None:
+        self.guard = guard
+        self._last_epoch: dict[str, int] = {}
+
+    def log_trial_start(self, trial) -> None:
+        trial.init_local_path()
+        # With remote storage the local copy starts empty after a resume: fetch the rows first.
+        self._restore_from_remote(RESULT_FILE, trial)
+        with _guarded(self.guard):
+            write_json_atomic(os.path.join(trial.local_path, "params.json"), trial.config, indent=2)
+            # Created now, empty: Ray's end-of-run analysis warns about trials without one.
+            _append(Path(trial.local_path) / RESULT_FILE, "")
+        rows = read_history(Path(trial.local_path) / RESULT_FILE)
+        self._last_epoch[trial.trial_id] = int(rows[-1]["epoch"]) if rows else 0
+
+    def log_trial_restore(self, trial) -> None:
+        self.log_trial_start(trial)
+
+    def log_trial_result(self, iteration: int, trial, result: dict) -> None:
+        if "epoch" not in result:
+            return
+        if trial.trial_id not in self._last_epoch:
+            self.log_trial_start(trial)
+        folder = Path(trial.local_path)
+        epoch = int(result["epoch"])
+        row = json.dumps(result, default=_json_fallback)
+        with _guarded(self.guard):
+            if epoch <= self._last_epoch[trial.trial_id]:
+                kept = [r for r in read_history(folder / RESULT_FILE) if int(r["epoch"]) < epoch]
+                lines = "".join(json.dumps(r, default=_json_fallback) + "\n" for r in kept)
+                write_atomic(folder / RESULT_FILE, lambda f: f.write(lines + row + "\n"))
+                _write_progress_csv(folder / PROGRESS_FILE, [*kept, result], rewrite=True)
+            else:
+                _append(folder / RESULT_FILE, row + "\n")
+                _write_progress_csv(folder / PROGRESS_FILE, [result], rewrite=False)
+        self._last_epoch[trial.trial_id] = epoch
+
+
+PROGRESS_FILE = "progress.csv"
+
+
+def _json_fallback(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else repr(value)
+
+
+def _append(path: Path, text: str) -> None:
+    # A crash mid-append leaves at most a partial last line, which read_history skips.
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as err:
+        raise write_error(err, path) from None
+
+
+def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool) -> None:
+    """progress.csv for spreadsheet users: nested keys flattened with "/", as Ray names them."""
+    import csv
+    import io
+
+    from ray.tune.utils import flatten_dict
+
+    flat = [flatten_dict(dict(r), delimiter="/") for r in rows]
+    new_file = rewrite or not path.is_file()
+    columns = list(flat[0]) if new_file else _csv_header(path)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    if new_file:
+        writer.writeheader()
+    writer.writerows(flat)
+    if rewrite:
+        write_atomic(path, lambda f: f.write(buffer.getvalue()))
+    else:
+        _append(path, buffer.getvalue())
+
+
+def _csv_header(path: Path) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        return next(csv.reader(f), [])
+
+
 class TrialStatusCallback(Callback):
     """Marks each trial that really ended with `ended.json` ("TERMINATED" or "ERROR").
 
@@ -141,16 +303,19 @@ class TrialStatusCallback(Callback):
     experiment folder's top level after a restore.
     """
 
+    def __init__(self, guard: Optional[DiskSpaceGuard] = None) -> None:
+        self.guard = guard
+
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._mark(trial, "TERMINATED")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self._mark(trial, "ERROR")
 
-    @staticmethod
-    def _mark(trial, status: str) -> None:
+    def _mark(self, trial, status: str) -> None:
         trial.init_local_path()
-        write_json_atomic(os.path.join(trial.local_path, ENDED_FILE), {"status": status})
+        with _guarded(self.guard):
+            write_json_atomic(os.path.join(trial.local_path, ENDED_FILE), {"status": status})
 
 
 class SchedulerStateCallback(Callback):

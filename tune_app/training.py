@@ -100,6 +100,12 @@ def _autocast(device: torch.device, enabled: bool):
                           enabled=enabled and gpu_features(device))
 
 
+# A run has diverged when a step's loss is not finite, or is more than this many times its
+# starting point: the first step's loss (before any update), or ln(classes) - the loss of a
+# uniform guess - if that is larger. Adam or SGD at lr 1e3 reach finite losses of 1e6-1e15 that
+# a NaN check alone calls healthy; a sound run never climbs tenfold above where it began.
+LOSS_EXPLOSION_FACTOR = 10.0
+
 # Reading the loss on the host makes the CPU wait for the GPU, and a step of the reference Tiny
 # ImageNet model is ~2 ms on an H100: checking every step would stop kernel launches from
 # running ahead. So a non-finite loss is folded into a device-side flag, read every this many
@@ -109,11 +115,14 @@ DIVERGENCE_CHECK_STEPS = 32
 
 def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule, data: DeviceSplit,
                     augment: Augment, normalize: Normalize, cfg: TrainConfig, epoch: int,
-                    check_every: Optional[int] = None) -> dict[str, Any]:
-    """One pass over `data` in a seeded random order; returns train loss/accuracy and lr.
+                    check_every: Optional[int] = None, loss_limit: Optional[float] = None) -> dict[str, Any]:
+    """One pass over `data` in a seeded random order; returns train loss/accuracy, lr and the
+    divergence limit in force (`loss_limit`, to pass to the next epoch).
 
     check_every: steps between reads of the divergence flag (default: 1 on CPU, else
-    DIVERGENCE_CHECK_STEPS); the pass stops at the first read that finds a non-finite loss.
+    DIVERGENCE_CHECK_STEPS); the pass stops at the first read that finds a step diverged.
+    loss_limit: a step's loss above it means divergence; None (the first epoch) sets it from
+    this pass's first step (see LOSS_EXPLOSION_FACTOR).
     """
     model.train()
     device = data.images.device
@@ -128,6 +137,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
     finite = torch.ones((), device=device, dtype=torch.bool)
     check_every = check_every or (1 if device.type == "cpu" else DIVERGENCE_CHECK_STEPS)
     lr = optimizer.param_groups[0]["lr"]
+    limit = None if loss_limit is None else torch.tensor(loss_limit, device=device)
     for step, start in enumerate(range(0, len(data), cfg.batch_size)):
         index = order[start:start + cfg.batch_size]
         if index.numel() < 2 and seen:  # a 1-image batch breaks BatchNorm statistics
@@ -139,7 +149,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         with _autocast(device, cfg.amp):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
-        finite &= torch.isfinite(loss.detach())
+        if limit is None:  # kept on the device: no host sync to set it
+            chance = math.log(max(logits.shape[1], 2))
+            limit = LOSS_EXPLOSION_FACTOR * torch.clamp(loss.detach(), min=chance)
+        finite &= torch.isfinite(loss.detach()) & (loss.detach() <= limit)
         if (step + 1) % check_every == 0 and not finite.item():
             break
         optimizer.zero_grad(set_to_none=True)
@@ -156,6 +169,7 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         "train_accuracy": correct.item() / max(seen, 1),
         "lr": lr,
         "diverged": diverged,
+        "loss_limit": None if limit is None else float(limit.item()),
     }
 
 
@@ -219,16 +233,21 @@ def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
     augment = Augment(cfg.augment, data.image_shape[0]).to(device)
     normalize = Normalize(data.mean, data.std).to(device)
     start = 1
+    loss_limit = None
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["schedule"])
         start = int(resume["epoch"]) + 1
+        # Checkpoints from before the rule lack it: the uniform-guess loss is the fallback.
+        loss_limit = resume.get("loss_limit") or LOSS_EXPLOSION_FACTOR * math.log(max(data.num_classes, 2))
 
     result = TrainResult(model=model)
     for epoch in range(start, epochs + 1):
         began = time.perf_counter()
-        fit = train_one_epoch(model, optimizer, schedule, train_data, augment, normalize, tc, epoch)
+        fit = train_one_epoch(model, optimizer, schedule, train_data, augment, normalize, tc, epoch,
+                              loss_limit=loss_limit)
+        loss_limit = fit["loss_limit"]
         val = evaluate(model, val_data, normalize, tc.eval_batch_size, tc.amp)
         metrics = {
             "epoch": epoch,
@@ -246,6 +265,7 @@ def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
         def state(epoch: int = epoch) -> dict[str, Any]:
             return {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "epoch": epoch, "config": cfg.to_dict(),
+                    "loss_limit": loss_limit,
                     "class_names": list(data.class_names)}
 
         if on_epoch_end is not None:
