@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import queue
+import sys
 import threading
 from collections import deque
 from typing import Any, Callable, Iterable, Optional
@@ -143,29 +144,39 @@ def decode_images(batches: Iterable[list[Any]], out: np.ndarray, size: tuple[int
     naming the position of the first image that cannot be decoded.
     """
     workers = workers or decode_workers()
-    total = out.shape[0]
+    # A bar on a terminal only: in logs and CI it is a stray stderr line, and a run that stops
+    # on a bad image must print exactly one (its error), so a failed bar is also cleared.
+    with tqdm(total=out.shape[0], desc=desc, unit="img", mininterval=1.0, disable=not sys.stderr.isatty()) as bar:
+        try:
+            _decode_into(batches, out, size, workers, bar)
+        except BaseException:
+            bar.leave = False
+            raise
+
+
+def _decode_into(batches: Iterable[list[Any]], out: np.ndarray, size: tuple[int, int], workers: int,
+                 bar: tqdm) -> None:
     position = 0
-    with tqdm(total=total, desc=desc, unit="img", mininterval=1.0) as bar:
-        if workers == 1:
-            never = threading.Event()
+    if workers == 1:
+        never = threading.Event()
+        for cells in batches:
+            position += _decode_chunk(cells, size, out, position, never)
+            bar.update(len(cells))
+    else:
+        pool = _Pool(workers)
+        try:
+            pending: deque = deque()
             for cells in batches:
-                position += _decode_chunk(cells, size, out, position, never)
-                bar.update(len(cells))
-        else:
-            pool = _Pool(workers)
-            try:
-                pending: deque = deque()
-                for cells in batches:
-                    for first in range(0, len(cells), CHUNK):
-                        chunk = cells[first:first + CHUNK]
-                        pending.append(pool.submit(_decode_chunk, chunk, size, out, position))
-                        position += len(chunk)
-                        # Bound the encoded bytes held in memory to a few chunks per worker.
-                        while len(pending) > 4 * workers:
-                            bar.update(_wait(pending.popleft()))
-                while pending:
-                    bar.update(_wait(pending.popleft()))
-            finally:
-                pool.close()
-    if position != total:
-        raise RuntimeError(f"decoded {position} images into an array of {total}")
+                for first in range(0, len(cells), CHUNK):
+                    chunk = cells[first:first + CHUNK]
+                    pending.append(pool.submit(_decode_chunk, chunk, size, out, position))
+                    position += len(chunk)
+                    # Bound the encoded bytes held in memory to a few chunks per worker.
+                    while len(pending) > 4 * workers:
+                        bar.update(_wait(pending.popleft()))
+            while pending:
+                bar.update(_wait(pending.popleft()))
+        finally:
+            pool.close()  # on Ctrl-C too: the threads stop after their current image
+    if position != out.shape[0]:
+        raise RuntimeError(f"decoded {position} images into an array of {out.shape[0]}")

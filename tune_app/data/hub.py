@@ -151,7 +151,7 @@ def _raise_unreadable(source: Source, err: Exception) -> NoReturn:
         if damaged is not None:
             path, reason = damaged
             raise UsageError(f"unreadable parquet file ({reason})", file=str(path), key="dataset.path",
-                             fix="download or copy that file again (it is truncated or not parquet)") from None
+                             fix="download or copy that file again: it is truncated or not parquet at all") from None
     if isinstance(err, OSError) or source.is_local and isinstance(
             err, (pa.ArrowException, datasets.exceptions.DatasetGenerationError)):
         reason = _first_line(err)
@@ -189,6 +189,15 @@ def check_columns(dataset: Any, split: str, image_column: str, label_column: str
         raise UsageError(f"column '{image_column}' holds {features[image_column]!r}, not images "
                          f"(columns: {available})", key="dataset.image_column",
                          fix="name a column of type Image")
+
+
+def check_imagefolder_classes(dd: Any, split: str, label_column: str, source: Source) -> None:
+    """datasets' imagefolder infers labels only from two or more class folders: say so."""
+    if source.kind == "imagefolder" and label_column not in dd[split].features:
+        raise UsageError("found images of at most one class; a classifier needs at least 2",
+                         file=source.location, key="dataset.path",
+                         fix="put each class's images in a folder of its own (class_name/*.jpg), "
+                             "for at least 2 classes")
 
 
 def _splits(dd: Any, preset: HubPreset) -> tuple[str, Optional[str]]:
@@ -318,6 +327,7 @@ def _build(writer: cache.EntryWriter, dd: Any, cfg: DatasetConfig, preset: HubPr
     image_column, label_column = _columns(cfg, preset)
     train, test = _splits(dd, preset)
     used = [train] + ([test] if test else [])
+    check_imagefolder_classes(dd, train, label_column, source)
     for split in used:
         check_columns(dd[split], split, image_column, label_column)
     labels, class_names = class_labels(dd, used, label_column)
@@ -393,9 +403,11 @@ def describe(cfg: DatasetConfig, preset: HubPreset) -> tuple[int, int]:
     """(classes, channels): the preset's constants, else the source's label feature (no decoding)."""
     if cfg.path is None and preset.num_classes is not None:
         return preset.num_classes, 3
-    dd = open_source(resolve_source(cfg, preset), preset)
+    source = resolve_source(cfg, preset)
+    dd = open_source(source, preset)
     image_column, label_column = _columns(cfg, preset)
     train, test = _splits(dd, preset)
+    check_imagefolder_classes(dd, train, label_column, source)
     check_columns(dd[train], train, image_column, label_column)
     _, names = class_labels(dd, [train] + ([test] if test else []), label_column)
     return len(names), 3
