@@ -85,14 +85,20 @@ def _problem(plan: SplitPlan, train_labels: np.ndarray, classes: np.ndarray, has
         return "the test split gets no image"
     untrained = np.setdiff1d(classes, train_labels[plan.train])
     if len(untrained):
-        return f"{len(untrained)} classes get no training image"
+        return f"{len(untrained)} of {len(classes)} classes get no training image"
     return None
 
 
-def _nearest_working(current: float, works: Callable[[float], bool]) -> Optional[float]:
-    """The fraction in 0.01 steps nearest to `current` for which `works` holds (error path only)."""
-    candidates = sorted((round(f / 100, 2) for f in range(1, 100)), key=lambda f: (abs(f - current), f))
-    return next((f for f in candidates if works(f)), None)
+def _nearest_working(current: float, works: Callable[[float], bool], smaller_first: bool) -> Optional[float]:
+    """The fraction in 0.01 steps nearest to `current` for which `works` holds (error path only).
+
+    Searched first in the direction that usually helps (smaller when training images are
+    missing, larger when validation ones are), so the advice is not an odd 0.99.
+    """
+    steps = [round(f / 100, 2) for f in range(1, 100)]
+    below = sorted((f for f in steps if f < current), reverse=True)
+    above = [f for f in steps if f > current]
+    return next((f for f in (below + above if smaller_first else above + below) if works(f)), None)
 
 
 def plan_splits(train_labels: np.ndarray, test_labels: Optional[np.ndarray], class_names: Sequence[str], *,
@@ -137,7 +143,7 @@ def plan_splits(train_labels: np.ndarray, test_labels: Optional[np.ndarray], cla
                 _split(train_labels, has_test, val_fraction, f, seed), train_labels, classes, has_test) is None)):
         if key == "dataset.test_fraction" and has_test:
             continue
-        value = _nearest_working(current, works)
+        value = _nearest_working(current, works, smaller_first="training" in problem)
         if value is not None:
             raise UsageError(f"{problem} with {key} {current:g}", key=key,
                              fix=f"set {key} to {value:g}")
