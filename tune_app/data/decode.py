@@ -116,7 +116,8 @@ class _Pool:
             except BaseException as err:  # handed to the main thread, which raises it
                 result.put((0, err))
 
-    def submit(self, function: Callable[..., int], *args: Any) -> "queue.Queue[tuple[int, Optional[BaseException]]]":
+    def submit(self, function: Callable[..., int], *args: Any) -> queue.Queue:
+        """A queue that receives (images decoded, exception or None) when the task is done."""
         result: queue.Queue = queue.Queue(maxsize=1)
         self.tasks.put((function, args, result))
         return result
@@ -127,7 +128,7 @@ class _Pool:
             self.tasks.put(None)
 
 
-def _wait(result: "queue.Queue[tuple[int, Optional[BaseException]]]") -> int:
+def _wait(result: queue.Queue) -> int:
     count, error = result.get()
     if error is not None:
         raise error

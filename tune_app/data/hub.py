@@ -193,7 +193,8 @@ def check_columns(dataset: Any, split: str, image_column: str, label_column: str
 
 def check_imagefolder_classes(dd: Any, split: str, label_column: str, source: Source) -> None:
     """datasets' imagefolder infers labels only from two or more class folders: say so."""
-    if source.kind == "imagefolder" and label_column not in dd[split].features:
+    features = dd[split].features
+    if source.kind == "imagefolder" and label_column not in features and "label" not in features:
         raise UsageError("found images of at most one class; a classifier needs at least 2",
                          file=source.location, key="dataset.path",
                          fix="put each class's images in a folder of its own (class_name/*.jpg), "
