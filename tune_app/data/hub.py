@@ -266,8 +266,8 @@ def _plan(labels: dict[str, np.ndarray], train: str, test: Optional[str], class_
     plan = plan_splits(labels[train], labels[test] if test is not None else None, class_names,
                        val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.split_seed,
                        source=source.location)
-    test_rows = np.arange(len(labels[test])) if test is not None else plan.test
-    return {"train": (train, plan.train), "val": (train, plan.val), "test": (test or train, test_rows)}
+    test_source = test if test is not None else train
+    return {"train": (train, plan.train), "val": (train, plan.val), "test": (test_source, plan.test)}
 
 
 def _parquet_file_of(source: Source, split: str, row: int) -> Optional[str]:

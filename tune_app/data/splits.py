@@ -59,7 +59,7 @@ def holdout(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray,
 class SplitPlan:
     train: np.ndarray  # rows of the train source
     val: np.ndarray  # rows of the train source
-    test: np.ndarray  # rows of the test source (the train source when test is held out)
+    test: np.ndarray  # rows of the test source (all of them), or of the train source when held out
 
 
 def _names(classes: np.ndarray, class_names: Sequence[str], limit: int = 3) -> str:
@@ -134,7 +134,7 @@ def plan_splits(train_labels: np.ndarray, test_labels: Optional[np.ndarray], cla
     plan = _split(train_labels, has_test, val_fraction, test_fraction, seed)
     problem = _problem(plan, train_labels, classes, has_test)
     if problem is None:
-        return plan
+        return SplitPlan(plan.train, plan.val, np.arange(len(test_labels))) if has_test else plan
     # Enough images per class: the fractions are what to change. Name the one that fixes it.
     for key, current, works in (
             ("dataset.val_fraction", val_fraction, lambda f: _problem(
