@@ -197,11 +197,12 @@ def inspect_entry(path: Path) -> Optional[CacheEntry]:
 
 
 def _human(nbytes: int) -> str:
+    size, unit = float(nbytes), "B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if nbytes < 1024 or unit == "TiB":
-            return f"{nbytes:.0f} {unit}" if unit == "B" else f"{nbytes:.1f} {unit}"
-        nbytes /= 1024  # type: ignore[assignment]
-    raise AssertionError("unreachable")
+        if size < 1024 or unit == "TiB":
+            break
+        size /= 1024
+    return f"{nbytes} B" if unit == "B" else f"{size:.1f} {unit}"
 
 
 class EntryWriter:
