@@ -229,7 +229,10 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
     ("augment.hue", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "e.g. 0.05"),
     ("dataset.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
     ("dataset.test_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
-    ("dataset.image_size", lambda v: v is None or v >= 1, "must be >= 1", "e.g. 64"),
+    # 1024 is 3 MiB per decoded image, so 10,000 images already take 30 GiB of cache and page
+    # cache; these small CNNs are trained from scratch at 32-224 px, and a slip such as 22400
+    # would otherwise ask for terabytes and decode for hours before anything fails.
+    ("dataset.image_size", lambda v: v is None or 1 <= v <= 1024, "must be in [1, 1024]", "e.g. 64 or 224"),
     ("search.num_samples", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
     ("search.max_concurrent", lambda v: v >= 0, "must be >= 0", "use 0 for no limit"),
     ("search.max_failures", lambda v: v >= 0, "must be >= 0", "use 0 to never retry"),

@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.datasets import load_digits
 
 from tune_app.config import DatasetConfig
-from tune_app.data.bundle import DataBundle, Split, normalization, stratified_split
+from tune_app.data.bundle import DataBundle, Split, normalization
+from tune_app.data.splits import plan_splits
 
 
 def load(cfg: DatasetConfig) -> DataBundle:
@@ -14,16 +15,17 @@ def load(cfg: DatasetConfig) -> DataBundle:
     # Pixel values are 0..16; scale to the uint8 range every other dataset uses.
     images = np.round(raw.images * (255.0 / 16.0)).astype(np.uint8)[:, None, :, :]
     labels = raw.target.astype(np.int64)
-    rest, test = stratified_split(labels, cfg.test_fraction, cfg.split_seed)
-    train_rel, val_rel = stratified_split(labels[rest], cfg.val_fraction, cfg.split_seed)
-    train, val = rest[train_rel], rest[val_rel]
+    names = [str(d) for d in range(10)]
+    plan = plan_splits(labels, None, names, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
+                       seed=cfg.split_seed, source=None)
+    train, val, test = plan.train, plan.val, plan.test
     mean, std = normalization(cfg.normalize, images[train])
     return DataBundle(
         name="digits",
         train=Split(images[train], labels[train]),
         val=Split(images[val], labels[val]),
         test=Split(images[test], labels[test]),
-        class_names=[str(d) for d in range(10)],
+        class_names=names,
         mean=mean,
         std=std,
     )

@@ -13,19 +13,20 @@ DatasetConfig into a DataBundle:
 
 from __future__ import annotations
 
+import logging
 import re
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, NoReturn, Optional
 
 import numpy as np
 
 from tune_app.config import DatasetConfig
 from tune_app.data import cache, decode
 from tune_app.data.bundle import DataBundle, Split, normalization
-from tune_app.data.splits import holdout
+from tune_app.data.splits import plan_splits
 from tune_app.data.stats import channel_stats_uint8
 from tune_app.errors import UsageError
 
@@ -85,21 +86,45 @@ def resolve_source(cfg: DatasetConfig, preset: HubPreset) -> Source:
 
 @contextmanager
 def _quiet_unless_terminal() -> Iterator[None]:
-    """datasets' progress bars only on a terminal.
+    """datasets' progress bars only on a terminal, and none of its error log lines.
 
     In logs and CI each bar is a stray stderr line, and a bad-input run must print exactly
-    one (its error); a person at a terminal still sees a long first load progress.
+    one (its error); a person at a terminal still sees a long first load progress. Errors
+    datasets logs before raising (e.g. "Failed to read schema from ...") become our own
+    one-line UsageError instead.
     """
     import datasets
 
     was_enabled = datasets.is_progress_bar_enabled()
+    logger = logging.getLogger("datasets")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
     if not sys.stderr.isatty():
         datasets.disable_progress_bars()
     try:
         yield
     finally:
+        logger.setLevel(level)
         if was_enabled:
             datasets.enable_progress_bars()
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+
+
+def unreadable_parquet(folder: Path) -> Optional[tuple[Path, str]]:
+    """The first parquet file under `folder` that pyarrow cannot read through, and why."""
+    import pyarrow.parquet as pq
+
+    for path in sorted(folder.rglob("*.parquet")):
+        try:
+            with pq.ParquetFile(path) as parquet:
+                for _ in parquet.iter_batches(batch_size=1024):
+                    pass
+        except Exception as err:  # pyarrow raises ArrowInvalid, OSError, ... by damage
+            return path, _first_line(err)
+    return None
 
 
 def open_source(source: Source, preset: HubPreset) -> Any:
@@ -111,8 +136,25 @@ def open_source(source: Source, preset: HubPreset) -> Any:
             if source.kind == "imagefolder":
                 return datasets.load_dataset("imagefolder", data_dir=source.location)
             return datasets.load_dataset(source.location)
-    except OSError as err:  # hub, network and missing-file errors all derive from OSError
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
+    except Exception as err:
+        _raise_unreadable(source, err)
+
+
+def _raise_unreadable(source: Source, err: Exception) -> NoReturn:
+    """Re-raise a failure of datasets.load_dataset as the UsageError that says what to fix."""
+    import datasets
+    import pyarrow as pa
+
+    # A damaged data file: pyarrow's error (often wrapped by datasets) does not name it.
+    if source.is_local and isinstance(err, (pa.ArrowException, datasets.exceptions.DatasetGenerationError)):
+        damaged = unreadable_parquet(Path(source.location))
+        if damaged is not None:
+            path, reason = damaged
+            raise UsageError(f"unreadable parquet file ({reason})", file=str(path), key="dataset.path",
+                             fix="download or copy that file again: it is truncated or not parquet at all") from None
+    if isinstance(err, OSError) or source.is_local and isinstance(
+            err, (pa.ArrowException, datasets.exceptions.DatasetGenerationError)):
+        reason = _first_line(err)
         if source.kind == "hub":
             local = f"data/{source.location.split('/')[-1]}"
             raise UsageError(
@@ -123,6 +165,7 @@ def open_source(source: Source, preset: HubPreset) -> Any:
         raise UsageError(f"cannot read dataset folder '{source.location}' ({reason})", key="dataset.path",
                          fix="point dataset.path at a folder saved from the hub (data files such as "
                              "parquet) or, for imagefolder, at class_name/*.jpg folders") from None
+    raise err
 
 
 # --------------------------------------------------------------------------- columns and labels
@@ -146,6 +189,16 @@ def check_columns(dataset: Any, split: str, image_column: str, label_column: str
         raise UsageError(f"column '{image_column}' holds {features[image_column]!r}, not images "
                          f"(columns: {available})", key="dataset.image_column",
                          fix="name a column of type Image")
+
+
+def check_imagefolder_classes(dd: Any, split: str, label_column: str, source: Source) -> None:
+    """datasets' imagefolder infers labels only from two or more class folders: say so."""
+    features = dd[split].features
+    if source.kind == "imagefolder" and label_column not in features and "label" not in features:
+        raise UsageError("found images of at most one class; a classifier needs at least 2",
+                         file=source.location, key="dataset.path",
+                         fix="put each class's images in a folder of its own (class_name/*.jpg), "
+                             "for at least 2 classes")
 
 
 def _splits(dd: Any, preset: HubPreset) -> tuple[str, Optional[str]]:
@@ -207,24 +260,75 @@ def _image_batches(dataset: Any, column: str, rows: np.ndarray) -> Iterator[list
         yield images.take(pa.array(rows[start:start + CELL_BATCH])).to_pylist()
 
 
-def _plan(labels: dict[str, np.ndarray], train: str, test: Optional[str],
-          cfg: DatasetConfig) -> dict[str, tuple[str, np.ndarray]]:
-    """split -> (source split, sorted source rows)."""
-    train_labels = labels[train]
-    if test is not None:
-        rest, test_rows, test_source = np.arange(len(train_labels)), np.arange(len(labels[test])), test
-    else:
-        rest, test_rows = holdout(train_labels, cfg.test_fraction, cfg.split_seed)
-        test_source = train
-    kept, held = holdout(train_labels[rest], cfg.val_fraction, cfg.split_seed)
-    return {"train": (train, rest[kept]), "val": (train, rest[held]), "test": (test_source, test_rows)}
+def _plan(labels: dict[str, np.ndarray], train: str, test: Optional[str], class_names: list[str],
+          cfg: DatasetConfig, source: Source) -> dict[str, tuple[str, np.ndarray]]:
+    """split -> (source split, sorted source rows), checked by plan_splits before any decoding."""
+    plan = plan_splits(labels[train], labels[test] if test is not None else None, class_names,
+                       val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.split_seed,
+                       source=source.location)
+    test_source = test if test is not None else train
+    return {"train": (train, plan.train), "val": (train, plan.val), "test": (test_source, plan.test)}
+
+
+def _parquet_file_of(source: Source, split: str, row: int) -> Optional[str]:
+    """The local parquet file holding `row` of `split` (error messages only), if there is one."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    if source.kind != "folder":
+        return None
+    try:
+        with _quiet_unless_terminal():
+            files = datasets.load_dataset_builder(source.location).config.data_files[split]
+        first = 0
+        for file in files:
+            if not str(file).endswith(".parquet"):
+                return None
+            count = pq.ParquetFile(file).metadata.num_rows
+            if row < first + count:
+                return str(file)
+            first += count
+    except Exception:  # only a nicer message is lost
+        return None
+    return None
+
+
+def _undecodable(source: Source, split: str, row: int, cell: Any, reason: str) -> UsageError:
+    """The error for an image that cannot be decoded: which one, where, and what to do."""
+    image_file = cell.get("path") if isinstance(cell, dict) and cell.get("bytes") is None else None
+    if image_file:  # imagefolder: the image is a file of its own
+        return UsageError(f"cannot decode image ({reason})", file=str(image_file), key="dataset.path",
+                          fix="replace or delete that image file")
+    parquet = _parquet_file_of(source, split, row)
+    return UsageError(f"cannot decode the image of split '{split}' row {row} ({reason})",
+                      file=parquet or source.location, key="dataset.path",
+                      fix="download or copy that file again, or remove the row from the source")
+
+
+def _decode_split(dd: Any, split: str, column: str, rows: np.ndarray, out: np.ndarray,
+                  size: tuple[int, int], desc: str, source: Source) -> None:
+    try:
+        decode.decode_images(_image_batches(dd[split], column, rows), out, size, desc=desc)
+    except decode.DecodeError as err:
+        row = int(rows[err.position])
+        cell = next(_image_batches(dd[split], column, np.array([row])))[0]
+        raise _undecodable(source, split, row, cell, err.reason) from None
+
+
+def _first_image_size(dd: Any, split: str, column: str, source: Source) -> tuple[int, int]:
+    first = next(_image_batches(dd[split], column, np.arange(1)))[0]
+    try:
+        return decode.image_size_of(first)
+    except Exception as err:  # the header alone is damaged
+        raise _undecodable(source, split, 0, first, _first_line(err)) from None
 
 
 def _build(writer: cache.EntryWriter, dd: Any, cfg: DatasetConfig, preset: HubPreset,
-           size: Optional[tuple[int, int]]) -> dict[str, Any]:
+           size: Optional[tuple[int, int]], source: Source) -> dict[str, Any]:
     image_column, label_column = _columns(cfg, preset)
     train, test = _splits(dd, preset)
     used = [train] + ([test] if test else [])
+    check_imagefolder_classes(dd, train, label_column, source)
     for split in used:
         check_columns(dd[split], split, image_column, label_column)
     labels, class_names = class_labels(dd, used, label_column)
@@ -235,16 +339,15 @@ def _build(writer: cache.EntryWriter, dd: Any, cfg: DatasetConfig, preset: HubPr
                              key="dataset.label_column",
                              fix="use a source whose splits are all labelled (hidden test labels "
                                  "cannot be evaluated)")
+    plan = _plan(labels, train, test, class_names, cfg, source)
     if size is None:
-        first = next(_image_batches(dd[train], image_column, np.arange(1)))[0]
-        size = decode.image_size_of(first)
-    plan = _plan(labels, train, test, cfg)
+        size = _first_image_size(dd, train, image_column, source)
+    writer.reserve({name: len(rows) for name, (_, rows) in plan.items()}, (3, *size))
     meta_splits = {}
     mean = std = None
     for name, (source_split, rows) in plan.items():
         out = writer.images(name, len(rows), (3, *size))
-        decode.decode_images(_image_batches(dd[source_split], image_column, rows), out, size,
-                             desc=f"decoding {preset.name} {name}")
+        _decode_split(dd, source_split, image_column, rows, out, size, f"decoding {preset.name} {name}", source)
         if name == "train":
             mean, std = channel_stats_uint8(out)
         out.flush()
@@ -281,7 +384,7 @@ def load_entry(cfg: DatasetConfig, preset: HubPreset) -> cache.CacheEntry:
     final = cache.cache_root(cfg.cache_dir) / f"{preset.name}-{source.label()}-{resolution}-{cache.entry_key(recipe)}"
 
     def build(writer: cache.EntryWriter) -> dict[str, Any]:
-        return _build(writer, dd if dd is not None else open_source(source, preset), cfg, preset, size)
+        return _build(writer, dd if dd is not None else open_source(source, preset), cfg, preset, size, source)
 
     return cache.load_or_build(final, build)
 
@@ -301,9 +404,11 @@ def describe(cfg: DatasetConfig, preset: HubPreset) -> tuple[int, int]:
     """(classes, channels): the preset's constants, else the source's label feature (no decoding)."""
     if cfg.path is None and preset.num_classes is not None:
         return preset.num_classes, 3
-    dd = open_source(resolve_source(cfg, preset), preset)
+    source = resolve_source(cfg, preset)
+    dd = open_source(source, preset)
     image_column, label_column = _columns(cfg, preset)
     train, test = _splits(dd, preset)
+    check_imagefolder_classes(dd, train, label_column, source)
     check_columns(dd[train], train, image_column, label_column)
     _, names = class_labels(dd, [train] + ([test] if test else []), label_column)
     return len(names), 3
