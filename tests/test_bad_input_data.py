@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import SHARED_DATA, needs_shared_data
-from tests.test_bad_input import fake_experiment, snapshot, spec_text, w
+from tests.test_bad_input import check_bad_input, spec_text, w
 from tune_app import search
 
 pytestmark = needs_shared_data
@@ -101,35 +101,21 @@ def no_ray(monkeypatch):
     monkeypatch.setattr(ray, "init", refuse)
 
 
-def run_case(argv, tmp_path: Path, capsys, monkeypatch, expected: str) -> None:
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    results = tmp_path / "results"
-    existing = fake_experiment(results, "quick")  # an earlier experiment with the same name
-    (existing / "trial_00000" / "result.json").write_text('{"epoch": 1, "val_accuracy": 0.5}\n')
-    before = snapshot(results)
-    code = search.main(argv(tmp_path, str(results)))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
-    assert "fix:" in err[0]
-    assert snapshot(results) == before  # nothing created, changed or deleted
-
-
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_data_input(case, tmp_path, capsys, monkeypatch, no_ray):
-    module, argv, expected = CASES[case]
-    assert module is search
-    run_case(argv, tmp_path, capsys, monkeypatch, expected)
+    assert CASES[case][0] is search
+    check_bad_input(CASES[case], tmp_path, capsys, monkeypatch)
 
 
 def test_cache_disk_full(tmp_path, capsys, monkeypatch, no_ray):
     """README row `cache-disk-full`: free space is checked before any image is decoded."""
     real = shutil.disk_usage
     cache_dir = tmp_path / "cache"
-    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path)._replace(free=50_000))
-    run_case(lambda t, r: ["--space", dataset_spec(t, r, (
+    results = tmp_path / "results"
+    # Only the cache's disk is short of space; the results folder has plenty.
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: real(path) if Path(path).resolve().is_relative_to(
+        results) else real(path)._replace(free=50_000))
+    check_bad_input((search, lambda t, r: ["--space", dataset_spec(t, r, (
         f"  name: cub200\n  path: {SHARED_DATA / 'cub-200-sample'}\n  image_size: 64\n  cache_dir: {cache_dir}\n"))],
-        tmp_path, capsys, monkeypatch, f"{cache_dir}: dataset.cache_dir: the decoded dataset needs 2.9 MiB")
+        f"{cache_dir}: dataset.cache_dir: the decoded dataset needs 2.9 MiB"), tmp_path, capsys, monkeypatch)
     assert [p for p in cache_dir.iterdir() if p.is_dir()] == []

@@ -238,5 +238,7 @@ def test_a_signal_stops_decoding_at_once_and_leaves_nothing(signum, tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode != 0
-    assert took < 2.0, f"{took:.1f} s from the signal to exit"
+    # Each thread ends after its current image (~0.35 s) plus the interpreter's exit; the bound
+    # leaves room for a loaded 2-core CI machine. A pool that drains its queue took 17.7 s here.
+    assert took < 6.0, f"{took:.1f} s from the signal to exit"
     assert [p.name for p in cache_dir.iterdir() if p.is_dir()] == []  # no entry, no temporary folder
