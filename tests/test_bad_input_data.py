@@ -82,6 +82,10 @@ CASES = {
 }
 
 
+# README row -> the test that covers it outside the CASES harness.
+OTHER_CASES = {"cache-disk-full": "test_cache_disk_full"}
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _shutdown_ray():
     yield

@@ -28,7 +28,7 @@ class DatasetConfig:
     path: Optional[str] = doc("local copy (folder or hub id) read by the same loader as the hub", None)
     image_column: Optional[str] = doc("column holding the image; None = the preset's default", None)
     label_column: Optional[str] = doc("column holding the class index; None = the preset's default", None)
-    image_size: Optional[int] = doc("side in pixels images are resized to; None = the preset's", None)
+    image_size: Optional[int] = doc("side in pixels images are resized to (1 to 1024); None = the preset's", None)
     val_fraction: float = doc("fraction of the train split held out for validation (stratified)", 0.2)
     test_fraction: float = doc("fraction held out for test when the source has no test split", 0.2)
     split_seed: int = doc("seed of the stratified train/val(/test) split", 42)
