@@ -61,6 +61,10 @@ def test_an_exploding_loss_is_divergence_and_ranks_below_every_healthy_trial(tmp
     proc = run_search(spec)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
+    # What it is doing shows up before Ray's first table of PENDING trials.
+    steps = ["preparing data: digits", "data: digits", "starting Ray on this machine", "Ray dashboard:",
+             "Number of trials"]
+    assert [out.index(step) for step in steps] == sorted(out.index(step) for step in steps), out
     exp = load_experiment(tmp_path / "results" / "quick")
     by_lr = {t.hparams["train.lr"]: t for t in exp.trials}
     assert by_lr[1e3].status(exp.max_epochs) == "diverged"

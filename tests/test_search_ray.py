@@ -65,7 +65,8 @@ def test_checkpoints_hold_state_and_config_and_only_the_best_few_are_kept(experi
         checkpoints = trial.checkpoints()
         assert 1 <= len(checkpoints) <= 2
         state = load_checkpoint(checkpoints[-1])
-        assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names"}
+        assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names", "loss_limit"}
+        assert state["loss_limit"] > 0  # the divergence threshold carries over a resume
         assert state["config"]["train"]["lr"] == trial.hparams["train.lr"]
 
 
@@ -99,11 +100,21 @@ def test_each_configuration_runs_once_per_seed_and_is_ranked_by_the_mean(experim
     assert [r["seeds"] for r in table] == [2, 2, 2, 2] and "seed" not in table[0]
 
 
-def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment):
+def test_retrain_best_evaluates_once_on_test_and_never_overwrites(experiment, capsys):
+    import torch
+
     path, _ = experiment
+    torch.set_num_threads(2)
     assert retrain_best.main(["--experiment", str(path)]) == 0
+    # Like its trials (resources.cpus_per_trial: 1), not torch's default of every core.
+    assert torch.get_num_threads() == 1
+    out = capsys.readouterr().out
+    # Not a terminal: one plain line per epoch, no progress-bar carriage returns.
+    assert "\r" not in out and [line.split(": epoch ")[1][:3] for line in out.splitlines()
+                                 if ": epoch " in line] == ["1/3", "2/3", "3/3"]
     best = path / "best"
     metrics = json.loads((best / "metrics.json").read_text())
+    assert metrics["threads"] == 1
     assert metrics["trial"] == load_experiment(path).best_trial().name
     assert metrics["epochs"] == 3 and metrics["train_on"] == "train"
     assert metrics["test"]["accuracy"] > 0.5 and len(metrics["test"]["confusion_matrix"]) == 10

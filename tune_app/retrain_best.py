@@ -34,22 +34,51 @@ def output_dir(experiment: Path) -> Path:
     return path
 
 
-def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | None = None) -> dict[str, Any]:
-    from tqdm import tqdm
+class EpochProgress:
+    """A progress bar on a terminal; one line per epoch otherwise (a log file, CI, a pipe),
+    where a bar's carriage returns pile up into one line of kilobytes."""
 
+    def __init__(self, total: int, desc: str, stream=None) -> None:
+        self.total, self.desc = total, desc
+        self.stream = stream or sys.stdout
+        self.bar = None
+        if self.stream.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="epoch", file=self.stream)
+
+    def update(self, metrics: dict[str, Any]) -> None:
+        values = {"loss": metrics["train_loss"], "acc": metrics["train_accuracy"],
+                  "val_acc": metrics["val_accuracy"]}
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
+            self.bar.update(1)
+            return
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in values.items())
+        print(f"{self.desc}: epoch {metrics['epoch']}/{self.total}  {shown}  ({metrics['epoch_time_s']:.1f} s)",
+              file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | None = None) -> dict[str, Any]:
     from tune_app.checkpoint import save_checkpoint
     from tune_app.data import Split, load_dataset
     from tune_app.experiment import load_experiment
     from tune_app.fileio import write_json_atomic, write_text_atomic
     from tune_app.metrics import baselines, classification_metrics
     from tune_app.tb import TrialWriter
-    from tune_app.training import DeviceSplit, Normalize, evaluate, train
+    from tune_app.training import DeviceSplit, Normalize, evaluate, limit_threads, train
 
     experiment = load_experiment(experiment_dir)
     best = experiment.best_trial()
     cfg = experiment.trial_config(best)
     epochs = epochs or experiment.meta["retrain"]["epochs"] or cfg.train.epochs
     train_on = train_on or experiment.meta["retrain"]["train_on"]
+    # The CPU share each trial had, so the final run trains as its search did.
+    threads = limit_threads(cfg.train, experiment.meta.get("resources", {}).get("cpus_per_trial", 1))
     data = load_dataset(cfg.dataset)
     train_split = data.train
     if train_on == "train+val":
@@ -59,13 +88,11 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     out = output_dir(experiment.path)
     hparams = {k.split(".", 1)[-1]: v for k, v in best.hparams.items()}
     writer = TrialWriter(str(out / "tb"), {**hparams, "trial": f"retrain of {best.name}"})
-    bar = tqdm(total=epochs, desc=f"retrain {best.name}", unit="epoch")
+    bar = EpochProgress(epochs, f"retrain {best.name}")
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
         writer.epoch(metrics)
-        bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", acc=f"{metrics['train_accuracy']:.3f}",
-                        val_acc=f"{metrics['val_accuracy']:.3f}")
-        bar.update(1)
+        bar.update(metrics)
 
     result = train(cfg, on_epoch_end, data=data, train_split=train_split, epochs=epochs)
     bar.close()
@@ -85,6 +112,7 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
         "config": cfg.to_dict(),
         "epochs": epochs,
         "train_on": train_on,
+        "threads": threads,
         "search_best_val_accuracy": best.best("val_accuracy", "max"),
         "search_epochs": best.epochs_run,
         "search_seeds": _seed_summary(experiment, best),

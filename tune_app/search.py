@@ -372,9 +372,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from tune_app.data import load_dataset
 
+    print(f"preparing data: {spec.base.dataset.name} (decoded once into the cache; later runs reuse it)",
+          flush=True)
     data = load_dataset(spec.base.dataset)
     print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
-          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes")
+          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes", flush=True)
 
     from ray import tune
 
@@ -383,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.address:
         check_resources(spec, local_resources(args))  # before starting Ray: a clean error
+    print("starting Ray" + (f" (joining {args.address})" if args.address else " on this machine")
+          + "; trials show as PENDING until their workers have started", flush=True)
     context = start_ray(args)
     # With token authentication on (Ray's default for a local cluster; ray.init records the mode
     # in RAY_AUTH_MODE) the web UI asks for the token: say how to get it. Flushed, so that a

@@ -31,7 +31,7 @@ from tune_app.data import DataBundle
 from tune_app.experiment import ENDED_FILE, RESULT_FILE, best_value, read_history
 from tune_app.fileio import DISK_RESERVE, DiskFull, free_bytes, write_atomic, write_error, write_json_atomic
 from tune_app.tb import TrialWriter
-from tune_app.training import train
+from tune_app.training import limit_threads, train
 
 HP_KEY = "hp"
 
@@ -55,8 +55,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     space decides whether a checkpoint is written; None for object stores."""
     sys.unraisablehook = quiet_exit_hook
     cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
-    # Several trials share the node's cores: more torch threads than our share only thrashes.
-    torch.set_num_threads(cfg.train.threads or max(1, int(cpus)))
+    limit_threads(cfg.train, cpus)  # several trials share the node's cores
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
