@@ -137,3 +137,15 @@ def test_checks_are_found_for_a_search_renamed_with_name(reported):
         assert report.find_checks(load_experiment(renamed)) == reported.parent / "checks" / "small" / "checks.json"
     finally:
         shutil.rmtree(renamed)
+
+
+def test_accuracy_axis_frames_the_leaders_instead_of_squeezing_them_under_one():
+    from tune_app.report import focus_limits
+
+    # The quickstart's top trials: 0.97 to 0.9965, which a 0-to-1 axis draws as one line.
+    lo, hi = focus_limits([0.97, 0.9965, 0.98, 0.985, 0.99, 0.9861])
+    assert 0.9 < lo < 0.97 and hi == 1.0
+    assert (0.9965 - 0.97) / (hi - lo) > 0.4  # their spread fills a large part of the panel
+    lo, hi = focus_limits([0.05, 0.1])  # Tiny ImageNet after 3 epochs: low values stay in view
+    assert lo == 0.0 and 0.1 < hi < 0.15
+    assert focus_limits([]) is None

@@ -74,6 +74,21 @@ def _new_figure(width: float, height: float):
     return Figure(figsize=(width, height), layout="constrained")
 
 
+def focus_limits(bests: list[float]) -> Optional[tuple[float, float]]:
+    """y-limits for accuracy curves that spread the leaders instead of squeezing them under 1.0.
+
+    `bests`: the best accuracy of each trial shown in colour. The frame reaches as far below
+    the lowest of them as they are spread (at least 2 points), so the top trials' endings are
+    told apart and their climbs enter from below; early epochs and laggards fall off the axis.
+    """
+    finite_bests = [b for b in bests if b is not None and math.isfinite(b)]
+    if not finite_bests:
+        return None
+    lo, hi = min(finite_bests), max(finite_bests)
+    span = max(hi - lo, 0.02)
+    return max(0.0, lo - span), min(1.0, hi + 0.25 * span) if hi < 1.0 else 1.0 + 0.05 * span
+
+
 def plot_learning_curves(exp: Experiment, path: Path) -> None:
     from matplotlib import colormaps
     from matplotlib.lines import Line2D
@@ -105,6 +120,11 @@ def plot_learning_curves(exp: Experiment, path: Path) -> None:
         ax.grid(True, alpha=0.3)
         ax.set_xlim(0.5, exp.max_epochs + 0.5)
     axes[1].set_yscale("log")
+    # Framed on the labelled (best) trials: the curves a reader compares.
+    limits = focus_limits([t.best("val_accuracy", "max") for t in trials if t.name in labelled])
+    if limits is not None:
+        axes[0].set_ylim(*limits)
+        axes[0].set_title("validation accuracy (axis framed on the best trials)")
     handles, labels = axes[0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: int(labels[i].split()[0][1:]))
     handles = [handles[i] for i in order]
