@@ -15,4 +15,6 @@ if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q ${TORCH_SPEC:-torch==2.13.0}
   fi
 fi
-python -m pip install -q -e ".${EXTRAS:-}"
+# setuptools prints an 11-line notice on every editable install, a warning that -q does not
+# hide; it is advice for package authors, not for someone running the quickstart.
+PYTHONWARNINGS="ignore:Editable installation" python -m pip install -q -e ".${EXTRAS:-}"
