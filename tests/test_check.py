@@ -55,9 +55,10 @@ def test_lr_range_test_sweeps_exponentially_and_suggests_a_window(checked):
     assert max(ratios) == pytest.approx(min(ratios))  # a constant factor per step: exponential
     assert len(lr["smoothed"]) == len(lrs) == len(lr["losses"])
     low, high = lr["window"]
-    assert high == lr["lr_at_min_loss"] and low == pytest.approx(high / 10)
-    assert lr["smoothed"][lrs.index(high)] == min(lr["smoothed"])
-    assert 1e-6 < lr["lr_steepest"] <= high
+    # The quickstart-style spec trains with Adam: a decade below the minimum, a decade wide.
+    assert high == pytest.approx(lr["lr_at_min_loss"] / 10) and low == pytest.approx(high / 10)
+    assert lr["smoothed"][lrs.index(lr["lr_at_min_loss"])] == min(lr["smoothed"])
+    assert 1e-6 < lr["lr_steepest"] <= lr["lr_at_min_loss"]
     searched = checked[2]["searched_lr"]
     assert searched["values"] == [3.0e-3, 1.0e-4] and len(searched["position"]) == 2
 
@@ -71,6 +72,18 @@ def test_suggestion_from_a_synthetic_curve():
     assert 5e-3 < s["lr_at_min_loss"] < 2e-2
     assert 5e-4 < s["lr_steepest"] < 2e-3
     assert check.lr_position(1e-4, s["window"]) == "below" and check.lr_position(0.5, s["window"]) == "above"
+    assert s["window"][1] == s["lr_at_min_loss"]  # SGD (the default): Smith's decade below the minimum
+    adam = check.suggest_lr(lrs, loss, "adam")
+    assert adam["window"] == pytest.approx([s["lr_at_min_loss"] / 100, s["lr_at_min_loss"] / 10])
+
+
+def test_adam_window_holds_the_quickstart_winner():
+    # Measured on the quickstart: the sweep's minimum at lr 0.0705; the search's winner, 3e-3,
+    # was called "below" by the SGD rule.
+    lrs = [0.0705 * 10 ** (i / 10 - 5) for i in range(60)]
+    loss = [abs(i - 50) / 10 + 0.2 for i in range(60)]  # lowest at index 50: lr 0.0705
+    window = check.suggest_lr(lrs, loss, "adam")["window"]
+    assert check.lr_position(3e-3, window) == "inside" and check.lr_position(3e-4, window) == "below"
 
 
 def test_usage_errors_exit_2(tmp_path, capsys):

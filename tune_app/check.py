@@ -218,12 +218,21 @@ def lr_range_test(s: Setup, start: float, end: float, steps: int, beta: float = 
             stopped = f"smoothed loss > {stop_factor:g}x its minimum"
             break
     return {"start": start, "end": end, "steps": steps, "beta": beta, "stopped": stopped,
-            "lrs": lrs, "losses": losses, "smoothed": smoothed, **suggest_lr(lrs, smoothed)}
+            "lrs": lrs, "losses": losses, "smoothed": smoothed,
+            **suggest_lr(lrs, smoothed, s.cfg.train.optimizer)}
 
 
-def suggest_lr(lrs: list[float], smoothed: list[float]) -> dict[str, Any]:
-    """lr at the smoothed-loss minimum, lr of steepest descent before it, and the window
-    [lr_at_min / 10, lr_at_min]: past the minimum training is already unstable."""
+# Where the working lr sits below the range test's minimum, in decades. Smith's rule for SGD
+# takes the decade just below it. Adam normalises each step by the gradient's running scale,
+# so a sweep of 100 steps tolerates lrs that diverge over many epochs: on the quickstart the
+# minimum lies at 0.07 while the search's winner is 3e-3, a decade and a half lower. Hence a
+# decade lower still for adam/adamw.
+WINDOW_DECADES = {"sgd": (1, 0), "adam": (2, 1), "adamw": (2, 1)}
+
+
+def suggest_lr(lrs: list[float], smoothed: list[float], optimizer: str = "sgd") -> dict[str, Any]:
+    """lr at the smoothed-loss minimum, lr of steepest descent before it, and a window of
+    learning rates to search: one decade wide, WINDOW_DECADES below the minimum."""
     if len(smoothed) < 3:
         return {"lr_at_min_loss": None, "lr_steepest": None, "window": None}
     i_min = min(range(len(smoothed)), key=smoothed.__getitem__)
@@ -231,8 +240,10 @@ def suggest_lr(lrs: list[float], smoothed: list[float]) -> dict[str, Any]:
               for i in range(max(i_min, 1))]
     i_steep = min(range(len(slopes)), key=slopes.__getitem__)
     lr_min = lrs[i_min]
+    low, high = WINDOW_DECADES[optimizer]
     return {"lr_at_min_loss": lr_min, "min_smoothed_loss": smoothed[i_min], "lr_steepest": lrs[i_steep],
-            "window": [lr_min / 10, lr_min]}
+            "window": [lr_min / 10 ** low, lr_min / 10 ** high],
+            "window_rule": f"{optimizer}: [min / {10 ** low:g}, min / {10 ** high:g}]"}
 
 
 def searched_lrs(spec) -> dict[str, Any]:
@@ -331,8 +342,11 @@ def summary_lines(r: dict[str, Any]) -> list[str]:
         searched = r["searched_lr"]
         where = ", ".join(f"{v:g} {p}" for v, p in zip(searched["values"], searched["position"]))
         lines.append(f"lr range test: smoothed loss lowest at lr {lr['lr_at_min_loss']:.3g}, steepest descent at "
-                     f"lr {lr['lr_steepest']:.3g}; suggested lr window [{lo:.3g}, {hi:.3g}]; "
-                     f"searched lr ({searched['kind']}): {where}")
+                     f"lr {lr['lr_steepest']:.3g}; suggested lr window [{lo:.3g}, {hi:.3g}] "
+                     f"({lr.get('window_rule', 'sgd: [min / 10, min]')}); searched lr ({searched['kind']}): {where}")
+        lines.append(f"  read it as: lrs above {lr['lr_at_min_loss']:.3g} made the loss climb within "
+                     f"{len(lr['lrs'])} steps (solid evidence against them); the window is a starting "
+                     "range from one short sweep, not a verdict: the search decides")
     else:
         lines.append(f"lr range test: no suggestion ({len(lr['lrs'])} steps before '{lr['stopped']}')")
     return lines
