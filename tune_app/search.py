@@ -86,7 +86,36 @@ def describe_trials(spec: ExperimentSpec) -> str:
         budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
                    f"(keeps 1/{spec.scheduler.reduction_factor:g} each rung)")
     lines.append(budget)
+    lines.append(resources_line(spec))
     return "\n".join(lines)
+
+
+def resources_line(spec: ExperimentSpec) -> str:
+    """What each trial reserves, and whether this machine can give it (a GPU spec on a laptop
+    otherwise fails only once Ray is up)."""
+    import torch
+
+    cpus, gpus = spec.resources.cpus_per_trial, spec.resources.gpus_per_trial
+    line = f"needs per trial: {cpus:g} CPU(s), {gpus:g} GPU(s)"
+    if gpus > 0 and not torch.cuda.is_available():
+        variant = cpu_variant(spec)
+        line += ("; this machine has no GPU: run it on a GPU machine or a cluster (--address), "
+                 + (f"or use the CPU variant {variant}" if variant else "or set resources.gpus_per_trial: 0 (slow)"))
+    return line
+
+
+def cpu_variant(spec: ExperimentSpec) -> Optional[Path]:
+    """A `*_cpu.yaml` beside the spec for the same dataset (the shipped laptop versions)."""
+    import yaml
+
+    for candidate in sorted(Path(spec.path).parent.glob("*_cpu.yaml")):
+        try:
+            data = yaml.safe_load(candidate.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and (data.get("dataset") or {}).get("name") == spec.base.dataset.name:
+            return candidate
+    return None
 
 
 # --------------------------------------------------------------------------- Ray pieces
@@ -231,9 +260,12 @@ def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None
         most = max((n.get(resource, 0.0) for n in nodes), default=0.0)
         if amount > most:
             key = "resources.cpus_per_trial" if resource == "CPU" else "resources.gpus_per_trial"
+            fix = f"lower {key} to at most {most:g}, or add a bigger node"
+            variant = cpu_variant(spec) if resource == "GPU" and most == 0 else None
+            if variant:
+                fix = f"run the CPU variant --space {variant}, or {fix}"
             raise UsageError(f"{amount:g} {resource}s per trial, but no node of the cluster has more than {most:g}",
-                             file=spec.path, key=key,
-                             fix=f"lower {key} to at most {most:g}, or add a bigger node")
+                             file=spec.path, key=key, fix=fix)
 
 
 # --------------------------------------------------------------------------- experiment folder
@@ -369,6 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     storage = Location(args.storage or spec.output.results_dir) if not args.resume else location
     check_writable(storage)
+    if not args.address:
+        check_resources(spec, local_resources(args))  # before the data and Ray: a clean error at once
 
     from tune_app.data import load_dataset
 
@@ -383,8 +417,6 @@ def main(argv: list[str] | None = None) -> int:
     from tune_app.trainable import (DiskSpaceGuard, ResultFileCallback, SchedulerStateCallback,
                                     TensorBoardCallback, TrialStatusCallback, make_trainable, trial_dirname)
 
-    if not args.address:
-        check_resources(spec, local_resources(args))  # before starting Ray: a clean error
     print("starting Ray" + (f" (joining {args.address})" if args.address else " on this machine")
           + "; trials show as PENDING until their workers have started", flush=True)
     context = start_ray(args)
