@@ -167,3 +167,16 @@ def test_bad_subset_is_one_line(value, expected, tmp_path, capsys, monkeypatch):
     check_bad_input((search, lambda t, r: ["--space", w(t, spec_text(results=r).replace(
         "  name: digits\n", f"  name: digits\n  subset_per_class: {value}\n"))], expected),
         tmp_path, capsys, monkeypatch)
+
+
+# --------------------------------------------------------------------------- what a reader sees
+
+
+def test_the_report_says_its_numbers_come_from_a_sample(tmp_path):
+    from tests.test_class_names import finished_experiment
+    from tune_app import report
+
+    experiment = finished_experiment(tmp_path, {"name": "digits", "subset_per_class": 20})
+    assert report.main(["--experiment", str(experiment)]) == 0
+    header = (experiment / "report.md").read_text().split("\n## ", 1)[0]
+    assert "dataset `digits` (a sample of 20 images a class, `dataset.subset_per_class`)" in header

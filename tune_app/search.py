@@ -373,8 +373,10 @@ def main(argv: list[str] | None = None) -> int:
     from tune_app.data import load_dataset
 
     data = load_dataset(spec.base.dataset)
+    subset = spec.base.dataset.subset_per_class
     print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
-          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes")
+          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes"
+          + (f" (dataset.subset_per_class: {subset} images a class)" if subset else ""))
 
     from ray import tune
 
