@@ -80,7 +80,7 @@ def test_tiny_split_sizes_and_shapes(tiny):
     assert bundle.image_shape == (3, 64, 64) and bundle.num_classes == 200
     for split in (bundle.train, bundle.val, bundle.test):
         assert split.images.dtype == np.uint8 and split.labels.dtype == np.int64
-    assert bundle.class_names == source(TINY)["train"].features["label"].names
+    assert bundle.class_ids == source(TINY)["train"].features["label"].names  # names: test_class_names.py
     assert (bundle.mean, bundle.std) == (IMAGENET_MEAN, IMAGENET_STD)
 
 

@@ -31,7 +31,11 @@ class DatasetConfig:
     image_size: Optional[int] = doc("side in pixels images are resized to (1 to 1024); None = the preset's", None)
     val_fraction: float = doc("fraction of the train split held out for validation (stratified)", 0.2)
     test_fraction: float = doc("fraction held out for test when the source has no test split", 0.2)
-    split_seed: int = doc("seed of the stratified train/val(/test) split", 42)
+    split_seed: int = doc("seed of the stratified train/val(/test) split and of dataset.subset_per_class", 42)
+    subset_per_class: int = doc(
+        "quick runs: at most this many images of each class, drawn at random (seed: split_seed) from the "
+        "train split before val (and a held-out test) is split off, and likewise from the source's test "
+        "split; 0 = every image", 0)
     normalize: Literal["dataset", "imagenet", "none"] = doc(
         "per-channel normalisation: train-split statistics, the ImageNet constants, or none", "dataset")
     cache_dir: Optional[str] = doc(

@@ -363,8 +363,11 @@ def header_lines(exp: Experiment) -> list[str]:
     search, scheduler = meta.get("search", {}), meta.get("scheduler", {})
     asha = (f"ASHA (grace period {scheduler['grace_period']}, reduction factor {scheduler['reduction_factor']:g}) "
             f"stopped {stopped} early" if scheduler.get("name") == "asha" else "no early stopping")
+    subset = meta["base"]["dataset"].get("subset_per_class")
+    # A quick run's numbers are not the full dataset's: say so where they are read.
+    sample = f" (a sample of {subset} images a class, `dataset.subset_per_class`)" if subset else ""
     lines = [f"# Search report: `{exp.path.name}`", "",
-             f"Spec `{meta.get('spec_path')}`, dataset `{meta['base']['dataset']['name']}`, "
+             f"Spec `{meta.get('spec_path')}`, dataset `{meta['base']['dataset']['name']}`{sample}, "
              f"{search.get('algorithm', 'grid')} search: {len(rows)} trials, "
              f"{sum(r['epochs'] for r in rows)} epochs trained (at most {exp.max_epochs} each); {asha}. "
              f"Search status: **{meta.get('status', 'unknown')}**.", ""]

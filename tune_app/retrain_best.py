@@ -124,12 +124,15 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
                  "per_class_accuracy": dict(zip(data.class_names, report["per_class_accuracy"])),
                  "confusion_matrix": report["confusion_matrix"]},
         "baselines": baselines(data.train.labels, data.test.labels, data.num_classes),
+        # Readable names key per_class_accuracy and label the report; class_ids are the source's
+        # own labels in the same order (Tiny ImageNet's wnids), for finding a class in the data.
         "class_names": list(data.class_names),
+        "class_ids": list(data.class_ids),
         "history": result.history,
         "diverged": result.diverged,
     }
     save_checkpoint(out, {"model": model.state_dict(), "config": cfg.to_dict(), "epoch": epochs,
-                          "class_names": list(data.class_names)})
+                          "class_names": list(data.class_names), "class_ids": list(data.class_ids)})
     write_json_atomic(out / "metrics.json", metrics, indent=2)
     write_text_atomic(out / "summary.md", summary_markdown(metrics))
     metrics["output_dir"] = str(out)

@@ -409,8 +409,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"preparing data: {spec.base.dataset.name} (decoded once into the cache; later runs reuse it)",
           flush=True)
     data = load_dataset(spec.base.dataset)
+    subset = spec.base.dataset.subset_per_class
     print(f"data: {spec.base.dataset.name}  train {len(data.train)} / val {len(data.val)} / "
-          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes", flush=True)
+          f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes"
+          + (f" (dataset.subset_per_class: {subset} images a class)" if subset else ""), flush=True)
 
     from ray import tune
 

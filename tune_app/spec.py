@@ -229,6 +229,10 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
     ("augment.hue", lambda v: 0 <= v <= 0.5, "must be in [0, 0.5]", "e.g. 0.05"),
     ("dataset.val_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
     ("dataset.test_fraction", lambda v: 0 < v < 1, "must be in (0, 1)", "e.g. 0.2"),
+    # One image a class to train on and one to validate; plan_splits asks for a third when
+    # test is held out of train too.
+    ("dataset.subset_per_class", lambda v: v == 0 or v >= 2, "must be 0 (every image) or >= 2",
+     "e.g. 20 for a quick run on real data"),
     # 1024 is 3 MiB per decoded image, so 10,000 images already take 30 GiB of cache and page
     # cache; these small CNNs are trained from scratch at 32-224 px, and a slip such as 22400
     # would otherwise ask for terabytes and decode for hours before anything fails.

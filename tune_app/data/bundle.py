@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -33,9 +33,17 @@ class DataBundle:
     train: Split
     val: Split
     test: Split
-    class_names: list[str]
+    class_names: list[str]  # what reports show: readable, unique ("Egyptian cat")
     mean: tuple[float, ...]  # per channel, in [0, 1] pixel units
     std: tuple[float, ...]
+    # The source's own labels in the same order ("n02124075"); empty: the same as class_names.
+    class_ids: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.class_ids:
+            self.class_ids = list(self.class_names)
+        if len(self.class_ids) != len(self.class_names):
+            raise ValueError(f"{len(self.class_ids)} class ids for {len(self.class_names)} class names")
 
     @property
     def num_classes(self) -> int:

@@ -17,7 +17,7 @@ def load(cfg: DatasetConfig) -> DataBundle:
     labels = raw.target.astype(np.int64)
     names = [str(d) for d in range(10)]
     plan = plan_splits(labels, None, names, val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction,
-                       seed=cfg.split_seed, source=None)
+                       seed=cfg.split_seed, source=None, per_class=cfg.subset_per_class)
     train, val, test = plan.train, plan.val, plan.test
     mean, std = normalization(cfg.normalize, images[train])
     return DataBundle(

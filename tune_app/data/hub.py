@@ -8,7 +8,11 @@ DatasetConfig into a DataBundle:
 - test: the source's test split, untouched and in order, or (generic datasets without one)
   a stratified hold-out of train; val is always a stratified seeded hold-out of the rest,
   so model selection never sees test images;
-- images: decoded once to uint8 (N, 3, H, W) in the cache and memory-mapped afterwards.
+- dataset.subset_per_class: a seeded sample of every class, drawn before the splits are
+  planned; only its images are decoded, into a cache entry of its own;
+- images: decoded once to uint8 (N, 3, H, W) in the cache and memory-mapped afterwards;
+- class names: the source's labels are cached as they are; the preset's renamer turns them
+  into the names reports show when the entry is loaded.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from typing import Any, Iterator, NoReturn, Optional
 import numpy as np
 
 from tune_app.config import DatasetConfig
-from tune_app.data import cache, decode
+from tune_app.data import cache, decode, names
 from tune_app.data.bundle import DataBundle, Split, normalization
 from tune_app.data.splits import plan_splits
 from tune_app.data.stats import channel_stats_uint8
@@ -48,6 +52,8 @@ class HubPreset:
     image_size: Optional[int] = None  # side in pixels; None = the first training image's size
     num_classes: Optional[int] = None  # for describe() without reading anything
     imagefolder: bool = False  # dataset.path is a class_name/*.jpg tree
+    # Source labels -> the names reports show (tune_app/data/names.py); None: the labels themselves.
+    rename_classes: Optional[names.Renamer] = None
 
 
 @dataclass(frozen=True)
@@ -265,7 +271,7 @@ def _plan(labels: dict[str, np.ndarray], train: str, test: Optional[str], class_
     """split -> (source split, sorted source rows), checked by plan_splits before any decoding."""
     plan = plan_splits(labels[train], labels[test] if test is not None else None, class_names,
                        val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.split_seed,
-                       source=source.location)
+                       source=source.location, per_class=cfg.subset_per_class)
     test_source = test if test is not None else train
     return {"train": (train, plan.train), "val": (train, plan.val), "test": (test_source, plan.test)}
 
@@ -380,8 +386,13 @@ def load_entry(cfg: DatasetConfig, preset: HubPreset) -> cache.CacheEntry:
         "test_fraction": None if preset.test_split_required else cfg.test_fraction,
         "val_fraction": cfg.val_fraction, "split_seed": cfg.split_seed,
     }
+    # Only when set, so that the keys (and entries) of full datasets stay what they were.
+    if cfg.subset_per_class:
+        recipe["subset_per_class"] = cfg.subset_per_class
     resolution = f"{size[0]}x{size[1]}" if size else "native"
-    final = cache.cache_root(cfg.cache_dir) / f"{preset.name}-{source.label()}-{resolution}-{cache.entry_key(recipe)}"
+    subset = f"-{cfg.subset_per_class}perclass" if cfg.subset_per_class else ""
+    final = cache.cache_root(cfg.cache_dir) / (
+        f"{preset.name}-{source.label()}-{resolution}{subset}-{cache.entry_key(recipe)}")
 
     def build(writer: cache.EntryWriter) -> dict[str, Any]:
         return _build(writer, dd if dd is not None else open_source(source, preset), cfg, preset, size, source)
@@ -396,8 +407,11 @@ def load(cfg: DatasetConfig, preset: HubPreset) -> DataBundle:
         mean, std = tuple(entry.meta["mean"]), tuple(entry.meta["std"])
     else:
         mean, std = normalization(cfg.normalize, splits["train"].images)
+    # The cache holds the source's labels; names are derived here, so renaming needs no rebuild.
+    class_ids = [str(c) for c in entry.meta["class_names"]]
     return DataBundle(name=preset.name, train=splits["train"], val=splits["val"], test=splits["test"],
-                      class_names=list(entry.meta["class_names"]), mean=mean, std=std)
+                      class_names=names.display_names(class_ids, preset.rename_classes), mean=mean, std=std,
+                      class_ids=class_ids)
 
 
 def describe(cfg: DatasetConfig, preset: HubPreset) -> tuple[int, int]:

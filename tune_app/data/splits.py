@@ -101,15 +101,62 @@ def _nearest_working(current: float, works: Callable[[float], bool], smaller_fir
     return next((f for f in (below + above if smaller_first else above + below) if works(f)), None)
 
 
+def sample_per_class(labels: np.ndarray, per_class: int, seed: int, stream: int) -> np.ndarray:
+    """Sorted rows holding `per_class` random images of every class (all of a smaller one).
+
+    Every class is shuffled whatever its size, so the generator's state, and with it the
+    sample, depends only on (seed, stream): with one seed a larger sample contains a smaller
+    one. `stream` keeps the train and test samples of one seed independent.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    rng = np.random.default_rng([seed, stream])
+    chosen = [rng.permutation(np.flatnonzero(labels == label))[:per_class] for label in np.unique(labels)]
+    return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
+
+
+def _images_needed(has_test: bool) -> int:
+    # One image to train on, one to validate and, when test is held out of train, one to test.
+    return 2 if has_test else 3
+
+
 def plan_splits(train_labels: np.ndarray, test_labels: Optional[np.ndarray], class_names: Sequence[str], *,
-                val_fraction: float, test_fraction: float, seed: int, source: Optional[str]) -> SplitPlan:
+                val_fraction: float, test_fraction: float, seed: int, source: Optional[str],
+                per_class: int = 0) -> SplitPlan:
     """Train / val (/ test) rows, or a UsageError naming what to change if they cannot work.
 
     `test_labels` None: test is held out of train with test_fraction. Every class of the
     training data must keep a training image and, since val selects the model, the
     validation split needs at least one image per class; a run whose val split is empty
     would "complete" every trial at accuracy 0.
+
+    `per_class` > 0 (dataset.subset_per_class): first a seeded sample of at most that many
+    images of every class is drawn from the training source, and from the test source when
+    there is one; everything above then applies to the sample. The test sample is drawn
+    from test rows only, so the search still never sees a test image.
     """
+    if not per_class:
+        return _plan_all(train_labels, test_labels, class_names, val_fraction=val_fraction,
+                         test_fraction=test_fraction, seed=seed, source=source)
+    has_test = test_labels is not None
+    need = _images_needed(has_test)
+    if per_class < need:
+        roles = "train and validation" if has_test else "train, validation and test"
+        raise UsageError(f"{per_class} images a class cannot be split into {roles}",
+                         key="dataset.subset_per_class",
+                         fix=f"set dataset.subset_per_class to at least {need}, or 0 for every image")
+    train_rows = sample_per_class(train_labels, per_class, seed, stream=0)
+    test_rows = sample_per_class(test_labels, per_class, seed, stream=1) if has_test else None
+    plan = _plan_all(np.asarray(train_labels)[train_rows],
+                     None if test_rows is None else np.asarray(test_labels)[test_rows], class_names,
+                     val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, source=source)
+    # Back from rows of the sample to rows of the sources.
+    return SplitPlan(train_rows[plan.train], train_rows[plan.val],
+                     (test_rows if test_rows is not None else train_rows)[plan.test])
+
+
+def _plan_all(train_labels: np.ndarray, test_labels: Optional[np.ndarray], class_names: Sequence[str], *,
+              val_fraction: float, test_fraction: float, seed: int, source: Optional[str]) -> SplitPlan:
+    """plan_splits over every row of the sources."""
     train_labels = np.asarray(train_labels, dtype=np.int64)
     has_test = test_labels is not None
     where = {"file": source, "key": "dataset.path"} if source else {"key": "dataset.name"}
@@ -122,8 +169,7 @@ def plan_splits(train_labels: np.ndarray, test_labels: Optional[np.ndarray], cla
                          fix="add a folder (imagefolder) or labelled images of at least one more class")
     if has_test and len(test_labels) == 0:
         raise UsageError("the test split has no images", **where, fix="use a source whose test split has images")
-    # One image to train on, one to validate and, when test is held out of train, one to test.
-    need = 2 if has_test else 3
+    need = _images_needed(has_test)
     thin = np.flatnonzero((counts > 0) & (counts < need))
     if len(thin):
         roles = "train and validation" if has_test else "train, validation and test"
