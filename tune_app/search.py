@@ -14,10 +14,11 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
+from tune_app.names import check_name
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
 
@@ -248,16 +249,38 @@ def _pid_alive(pid: int) -> bool:
 
 def claim_experiment_dir(root: Location, name: str) -> Location:
     """A fresh folder for this run: an existing experiment is never reused or overwritten."""
+    check_name(name, key="output.name")
     candidates = [name, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"]
     candidates += [f"{candidates[1]}-{n}" for n in range(2, 100)]
     for candidate in candidates:
         location = root.child(candidate)
+        _check_direct_child(root, location)
         try:
             location.mkdir()
             return location
         except FileExistsError:
             continue
     raise UsageError(f"no free experiment name under {root}", key="output.name", fix="pick another name")
+
+
+def _check_direct_child(root: Location, location: Location) -> None:
+    """The claimed folder must be one level under the results root: Ray writes to
+    storage_path/name, and `ray_destination` derives both from this folder."""
+    if location.remote:
+        inside = PurePosixPath(location.root).parent == PurePosixPath(root.root)
+    else:
+        inside = location.local.resolve().parent == root.local.resolve()
+    if not inside:
+        raise UsageError(f"experiment folder {location} is not directly inside {root}", key="output.name",
+                         fix="use a plain folder name, without '/' or '..'")
+
+
+def ray_destination(location: Location) -> tuple[str, str]:
+    """(storage_path, name) for Ray's RunConfig, taken from the folder tune_app claimed, so that
+    Ray can only ever write where tune_app looks."""
+    parent, _, name = str(location).rstrip("/").rpartition("/")
+    assert name == location.name, (location, name)
+    return parent, name
 
 
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
@@ -327,8 +350,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = spec_from_experiment(experiment_dir)
     else:
         spec = load_spec(args.space)
-        if args.name:
-            spec.output.name = args.name
+        if args.name is not None:
+            spec.output.name = check_name(args.name, key="--name")
     for point, reason in spec.dropped:
         print(f"note: dropped grid point {point}: {reason}")
     if args.dry_run:
@@ -362,8 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Only now, with every check passed, does the run get a folder of its own.
     if not args.resume:
-        storage = Location(args.storage or spec.output.results_dir)
-        location = claim_experiment_dir(storage, spec.output.name)
+        location = claim_experiment_dir(Location(args.storage or spec.output.results_dir), spec.output.name)
         experiment_dir = location.local
         shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
     write_meta(experiment_dir, spec, "running")
@@ -379,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             tuner = tune.Tuner.restore(str(location), trainable,
                                        resume_unfinished=True, resume_errored=True)
         else:
+            storage_path, ray_name = ray_destination(location)
             scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
@@ -394,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
-                    name=location.name, storage_path=str(storage),
+                    storage_path=storage_path, name=ray_name,
                     failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,

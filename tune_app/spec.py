@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
 
 from tune_app.config import (
     SEARCHABLE_SECTIONS,
@@ -30,6 +29,8 @@ from tune_app.config import (
     TrialConfig,
 )
 from tune_app.errors import UsageError
+from tune_app.names import check_name
+from tune_app.spec_yaml import read_yaml
 
 DOMAIN_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 SEED_KEY = "train.seed"  # grid runs of one configuration differ only in this field
@@ -84,49 +85,6 @@ class ExperimentSpec:
 
     def final_epochs(self) -> int:
         return self.retrain.epochs or self.base.train.epochs
-
-
-# --------------------------------------------------------------------------- YAML + lines
-
-
-def _line_index(text: str) -> dict[str, int]:
-    """Map dotted key -> 1-based YAML line, so errors can point at the line."""
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-                lines[key] = key_node.start_mark.line + 1
-                walk(value_node, key)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError("spec file not found", file=str(path),
-                         fix="pass an existing YAML file, e.g. --space search_spaces/quickstart.yaml")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        lines = _line_index(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UsageError(f"YAML syntax error: {problem}", file=str(path),
-                         line=mark.line + 1 if mark else None,
-                         fix="check indentation and quoting on that line") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError("the spec must be a mapping of sections (dataset:, model:, train:, ...)",
-                         file=str(path), fix="start the file with section names like 'train:'")
-    return data, lines
 
 
 # --------------------------------------------------------------------------- type checking
@@ -345,6 +303,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     }
     if "name" not in (data.get("output") or {}):
         parsed["output"].name = Path(path).stem
+    # The name becomes a folder under results_dir: a path here would write into another experiment.
+    check_name(parsed["output"].name, key="output.name", file=file, line=lines.get("output.name"))
     spec = ExperimentSpec(
         path=file,
         base=TrialConfig(dataset=parsed["dataset"], augment=parsed["augment"],
