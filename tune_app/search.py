@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
+from tune_app.flags import check_count, check_interface, check_port
 from tune_app.names import check_name
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
@@ -31,6 +32,11 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 # Every epoch checkpoints by design; Ray's "snapshotting too often" warning is noise here.
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+
+
+# Above this many trials a search must be asked for with --max-trials: a grid one list too
+# long would otherwise start a run of days with nothing on screen but Ray's table.
+MAX_TRIALS = 1000
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,44 +53,92 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-port", type=int, default=None, help="Ray dashboard port (default 8265)")
     p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--num-gpus", type=float, default=None, help="GPUs of the local Ray instance (default: all)")
+    p.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
+                   help=f"refuse to launch more than N trials (default {MAX_TRIALS}): raise it to run a bigger search")
     return p
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every flag's range, before the spec is read or Ray starts."""
+    if args.name is not None:
+        check_name(args.name, key="--name")
+    if args.storage is not None and not args.storage.strip():
+        raise UsageError("is empty", key="--storage", fix="pass a folder or a URI, or leave it out")
+    check_interface(args.dashboard_host, "--dashboard-host")
+    check_port(args.dashboard_port, "--dashboard-port")
+    check_count(args.num_cpus, "--num-cpus", allow_zero=False, example="2")
+    # 0 GPUs is meaningful: trials run on CPU even on a machine with a GPU.
+    check_count(args.num_gpus, "--num-gpus", allow_zero=True, example="1")
+    check_count(args.max_trials, "--max-trials", allow_zero=False, example=str(MAX_TRIALS))
 
 
 # --------------------------------------------------------------------------- dry run
 
 
+LIST_LIMIT = 100  # --dry-run lists configurations (and builds architectures) one per row up to this many
+
+
 def describe_trials(spec: ExperimentSpec) -> str:
     from tune_app.data import describe_dataset
-    from tune_app.models import build_model, count_parameters
     from tune_app.experiment import format_table
 
     num_classes, channels = describe_dataset(spec.base.dataset)
-    points = spec.grid_points()
-    rows = []
-    for index, point in enumerate(points):
-        cfg = spec.base.with_overrides(point)
-        rows.append({"#": index, **{k: v for k, v in point.items()},
-                     "params": count_parameters(build_model(cfg.model, num_classes, channels))})
+    grid = spec.grid
+    configurations = grid.size()
+    architectures = grid.architectures
+    # A model is built once per architecture listed (not per point): a 10^6-point grid of four
+    # architectures builds four models.
+    params = {repr(arch): _parameters(spec, arch, num_classes, channels) for arch in architectures[:LIST_LIMIT]}
     epochs = spec.base.train.epochs
-    n = expected_trials(spec)
+    n = spec.trial_count()
     lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
     if spec.search.algorithm == "grid":
         seeds = spec.seeds
-        lines.append(f"grid: {len(points)} configurations x {len(seeds)} seed(s) "
+        lines.append(f"grid: {configurations} configurations x {len(seeds)} seed(s) "
                      f"(train.seed {', '.join(map(str, seeds))}) = {n} trials")
     else:
         lines.append(f"optuna TPE (seed {spec.search.seed}): {n} trials over")
         lines += [f"  {key}: {dom.describe()}" for key, dom in spec.space.items()]
         lines.append("model variants it can sample:")
-    lines.append(format_table(rows))
-    for point, reason in spec.dropped:
-        lines.append(f"dropped before launch: {point} ({reason})")
+    if configurations <= LIST_LIMIT:
+        model_keys = grid.model_keys
+        lines.append(format_table([
+            {"#": index, **point, "params": params[repr({k: point[k] for k in model_keys})]}
+            for index, point in enumerate(grid.points())]))
+    else:
+        lines.append(f"{len(architectures)} distinct architectures, {grid.points_per_architecture()} "
+                     f"configurations each:")
+        lines.append(format_table([{"architecture": index, **arch, "params": params[repr(arch)]}
+                                   for index, arch in enumerate(architectures[:LIST_LIMIT])]))
+        if len(architectures) > LIST_LIMIT:
+            lines.append(f"... and {len(architectures) - LIST_LIMIT} more architectures")
+    lines += _dropped_lines(spec, "dropped before launch")
     budget = f"epoch budget: at most {n * epochs} epochs ({n} trials x {epochs})"
     if spec.scheduler.name == "asha":
         budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
                    f"(keeps 1/{spec.scheduler.reduction_factor:g} each rung)")
     lines.append(budget)
     return "\n".join(lines)
+
+
+def _parameters(spec: ExperimentSpec, arch: dict[str, Any], num_classes: int, channels: int) -> int:
+    from dataclasses import replace
+
+    from tune_app.models import build_model, count_parameters
+
+    model = replace(spec.base.model, **{key.split(".", 1)[1]: value for key, value in arch.items()})
+    return count_parameters(build_model(model, num_classes, channels))
+
+
+def _dropped_lines(spec: ExperimentSpec, prefix: str) -> list[str]:
+    """One line per unbuildable architecture (not per grid point: there may be millions)."""
+    per = spec.grid.points_per_architecture()
+    dropped = spec.grid.dropped_architectures()
+    lines = [f"{prefix}: {arch} ({per} grid point{'s' if per > 1 else ''}): {reason}"
+             for arch, reason in dropped[:LIST_LIMIT]]
+    if len(dropped) > LIST_LIMIT:
+        lines.append(f"{prefix}: ... and {len(dropped) - LIST_LIMIT} more architectures")
+    return lines
 
 
 # --------------------------------------------------------------------------- Ray pieces
@@ -344,6 +398,7 @@ def check_resumable_checkpoints(path: Path) -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_flags(args)
     if args.resume:
         location = Location(args.resume)
         experiment_dir = location.pull()
@@ -351,12 +406,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         spec = load_spec(args.space)
         if args.name is not None:
-            spec.output.name = check_name(args.name, key="--name")
-    for point, reason in spec.dropped:
-        print(f"note: dropped grid point {point}: {reason}")
+            spec.output.name = args.name  # checked by check_flags
+    for line in _dropped_lines(spec, "note: dropped"):
+        print(line)
     if args.dry_run:
         print(describe_trials(spec))
+        if not args.resume and spec.trial_count() > args.max_trials:
+            print(f"note: launching {spec.trial_count()} trials needs --max-trials {spec.trial_count()} "
+                  f"(the limit is {args.max_trials})")
         return 0
+    if not args.resume:
+        check_trial_count(spec, args.max_trials)
 
     from tune_app.data import load_dataset
 
@@ -464,9 +524,16 @@ class _Interrupts:
 
 
 def expected_trials(spec: ExperimentSpec) -> int:
-    if spec.search.algorithm == "grid":
-        return len(spec.trial_points())
-    return spec.search.num_samples
+    return spec.trial_count()
+
+
+def check_trial_count(spec: ExperimentSpec, limit: int) -> None:
+    """A typo in a grid (one more list) multiplies the trials; launching thousands must be asked for."""
+    n = spec.trial_count()
+    if n > limit:
+        raise UsageError(f"the search would launch {n} trials, more than --max-trials {limit}", file=spec.path,
+                         key="search space", fix=f"shrink the grid (see --dry-run), or pass --max-trials {n} "
+                         "to launch them all")
 
 
 def _result_loggers():

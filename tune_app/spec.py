@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import itertools
 import json
 import math
 import typing
@@ -29,6 +28,7 @@ from tune_app.config import (
     TrialConfig,
 )
 from tune_app.errors import UsageError
+from tune_app.grid import Grid, build_grid
 from tune_app.names import check_name
 from tune_app.spec_yaml import read_yaml
 
@@ -59,11 +59,22 @@ class ExperimentSpec:
     resources: ResourcesConfig
     output: OutputConfig
     retrain: RetrainConfig
-    dropped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    grid: Grid = field(default_factory=lambda: Grid({}, {}))  # the discrete domains, checked by load_spec
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Valid grid points (dotted key -> value); invalid ones are in `self.dropped`."""
-        return _valid_points(self)[0]
+        return list(self.grid.points())
+
+    @property
+    def dropped(self) -> list[tuple[dict[str, Any], str]]:
+        """Every grid point left out, with the reason (see `grid.dropped_architectures` for a summary)."""
+        return list(self.grid.dropped_points())
+
+    def trial_count(self) -> int:
+        """Trials this search launches, counted without listing them."""
+        if self.search.algorithm == "grid":
+            return self.grid.size() * len(self.seeds)
+        return self.search.num_samples
 
     @property
     def seeds(self) -> list[int]:
@@ -199,13 +210,6 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
     ("retrain.epochs", lambda v: v >= 0, "must be >= 0", "use 0 for the search's train.epochs"),
 ]
 _RULES_BY_KEY = {rule[0]: rule for rule in _VALUE_RULES}
-
-
-def combination_problem(cfg: TrialConfig) -> str | None:
-    """Why this combination of model fields cannot be built, or None if it can."""
-    from tune_app.models import model_problem
-
-    return model_problem(cfg.model)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -354,32 +358,30 @@ def _check_search(spec: ExperimentSpec, parser: _Parser) -> None:
         raise parser.error("scheduler.grace_period",
                            f"{spec.scheduler.grace_period} exceeds train.epochs ({spec.base.train.epochs})",
                            "use a grace period <= train.epochs")
-    points, dropped = _valid_points(spec)
-    spec.dropped = dropped
-    if not points:
+    spec.grid = _checked_grid(spec)
+    if not spec.grid.architectures:
+        dropped = spec.grid.dropped_architectures()
         first = dropped[0][1] if dropped else "no configuration"
         raise parser.error("model", f"no valid configuration is left in the search space ({first})",
                            "make model.groups divide every stage's channels")
 
 
-def _valid_points(spec: ExperimentSpec) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
-    """Split the discrete combinations into buildable and dropped (with the reason).
+def _checked_grid(spec: ExperimentSpec) -> Grid:
+    """The discrete domains, each combination of model fields checked once for buildability.
 
     For optuna only the categorical fields are enumerated: a continuous lr cannot make a
     model unbuildable, and sampling cannot skip a combination, so any invalid one is fatal.
     """
-    discrete = {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")}
-    keys = list(discrete)
-    points, dropped = [], []
-    for combo in itertools.product(*(discrete[k] for k in keys)):
-        point = dict(zip(keys, combo))
-        problem = combination_problem(spec.base.with_overrides(point))
-        (dropped.append((point, problem)) if problem else points.append(point))
-    if spec.search.algorithm == "optuna" and dropped and points:
+    from tune_app.models import model_problem
+
+    grid = build_grid(spec.base.model, {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")},
+                      model_problem)
+    dropped = grid.dropped_architectures()
+    if spec.search.algorithm == "optuna" and dropped and grid.architectures:
         point, problem = dropped[0]
         raise UsageError(f"optuna could sample an invalid model: {point} ({problem})", file=spec.path,
                          key=", ".join(point), fix="restrict the choices so every combination is valid")
-    return points, dropped
+    return grid
 
 
 def encode_choice(value: Any) -> Any:
