@@ -19,6 +19,7 @@ from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.flags import check_count, check_interface, check_port
+from tune_app.lock import holder, owner_fields
 from tune_app.names import check_name
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
@@ -291,16 +292,6 @@ def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None
 # --------------------------------------------------------------------------- experiment folder
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def claim_experiment_dir(root: Location, name: str) -> Location:
     """A fresh folder for this run: an existing experiment is never reused or overwritten."""
     check_name(name, key="output.name")
@@ -345,8 +336,7 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
     meta = {
         "spec_path": spec.path,
         "status": status,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
+        **owner_fields(),  # pid, its start time and host: the lock that --resume and retrain_best check
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "base": spec.base.to_dict(),
         "space": {k: {"kind": d.kind, "values": list(d.values)} for k, d in spec.space.items()},
@@ -365,10 +355,9 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
     if not (meta_file.is_file() and (path / "spec.yaml").is_file()):
         raise UsageError("not a tune_app experiment folder (no experiment.json/spec.yaml)", file=str(path),
                          fix="pass the folder a search created, e.g. --resume results/NAME")
-    meta = json.loads(meta_file.read_text())
-    if meta.get("status") == "running" and meta.get("host") == socket.gethostname() \
-            and meta.get("pid") != os.getpid() and _pid_alive(int(meta.get("pid", -1))):
-        raise UsageError(f"experiment is in use by a running search (pid {meta['pid']})", file=str(path),
+    running = holder(json.loads(meta_file.read_text()), meta_file)
+    if running:
+        raise UsageError(f"experiment is in use by a running search (pid {running.pid})", file=str(path),
                          fix="wait for it to finish or stop it first")
     spec = load_spec(path / "spec.yaml")
     spec.output.name = path.name
