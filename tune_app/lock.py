@@ -15,15 +15,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-try:
-    import psutil
-except ImportError:  # Ray vendors psutil (ray/thirdparty_files) and puts it on sys.path when imported
-    import ray  # noqa: F401
-
-    import psutil
-
 # Start times come from /proc in clock ticks (10 ms); a reused pid starts later than that.
 _SAME_START_S = 0.05
+
+
+def _psutil():
+    # Imported on use: importing Ray (which vendors psutil in ray/thirdparty_files and puts that
+    # folder on sys.path) must not happen before search.py has set Ray's environment variables.
+    try:
+        import psutil
+    except ImportError:
+        import ray  # noqa: F401
+
+        import psutil
+    return psutil
 
 
 @dataclass(frozen=True)
@@ -34,11 +39,12 @@ class Holder:
 
 def owner_fields() -> dict[str, Any]:
     """What a running search writes into experiment.json to claim it."""
-    return {"pid": os.getpid(), "pid_started": psutil.Process().create_time(), "host": socket.gethostname()}
+    return {"pid": os.getpid(), "pid_started": _psutil().Process().create_time(), "host": socket.gethostname()}
 
 
 def _started(pid: int) -> Optional[float]:
     """The process's start time; None if there is no such process, NaN if we may not look."""
+    psutil = _psutil()
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):

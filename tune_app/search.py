@@ -21,6 +21,7 @@ from tune_app.errors import UsageError, cli_entry
 from tune_app.flags import check_count, check_interface, check_port
 from tune_app.lock import holder, owner_fields
 from tune_app.names import check_name
+from tune_app.ray_network import keep_local_ray_on_loopback
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
 
@@ -388,6 +389,9 @@ def check_resumable_checkpoints(path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     check_flags(args)
+    # Before anything imports Ray, which reads the setting at import. RAY_ADDRESS joins a
+    # cluster as --address does.
+    keep_local_ray_on_loopback(args.dashboard_host, args.address or os.environ.get("RAY_ADDRESS"))
     if args.resume:
         location = Location(args.resume)
         experiment_dir = location.pull()
