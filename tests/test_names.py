@@ -7,12 +7,12 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.test_bad_input import fake_experiment
 from tune_app import search
 from tune_app.errors import UsageError
-from tune_app.names import MAX_NAME_LENGTH, name_problem
-from tune_app.search import _check_direct_child, claim_experiment_dir, ray_destination
+from tune_app.names import MAX_NAME_LENGTH
 from tune_app.spec import load_spec
 from tune_app.storage import Location
 
@@ -21,21 +21,28 @@ BAD = ["", ".", "..", "../tiny", "a/b", "/abs/path", "a\\b", ".hidden", "-rf", "
 GOOD = ["quick", "lr-sweep_2", "v1.2", "grid+seeds", "é" * (MAX_NAME_LENGTH // 2), "x" * MAX_NAME_LENGTH]
 
 
+def spec_named(tmp: Path, name: str) -> Path:
+    path = tmp / "spec.yaml"
+    path.write_text(yaml.safe_dump({"dataset": {"name": "digits"}, "train": {"epochs": 1},
+                                    "output": {"name": name, "results_dir": str(tmp / "results")}}))
+    return path
+
+
 @pytest.mark.parametrize("name", BAD)
-def test_names_that_are_not_plain_folder_names_are_refused(name):
-    assert name_problem(name)
+def test_names_that_are_not_plain_folder_names_are_refused_in_the_spec_and_as_flag(name, tmp_path, capsys):
+    with pytest.raises(UsageError, match="output.name: experiment name"):
+        load_spec(spec_named(tmp_path, name))
+    assert search.main(["--space", str(spec_named(tmp_path, "fine")), f"--name={name}", "--dry-run"]) == 2
+    assert "--name: experiment name" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", GOOD)
-def test_plain_folder_names_pass(name):
-    assert name_problem(name) is None
-
-
-def test_spec_name_error_names_file_line_and_key(write_spec):
+def test_spec_name_error_names_file_line_and_key(write_spec, tmp_path):
     path = write_spec(text="dataset:\n  name: digits\noutput:\n  name: ../tiny\n")
     with pytest.raises(UsageError) as info:
         load_spec(path)
     assert f"{path}:4: output.name: experiment name '../tiny' contains a path separator" in info.value.one_line()
+    for name in GOOD:  # while plain folder names pass
+        assert load_spec(spec_named(tmp_path, name)).output.name == name
 
 
 def test_a_spec_file_name_that_is_no_folder_name_needs_output_name(tmp_path):
@@ -72,11 +79,11 @@ def test_dot_dot_name_leaves_the_existing_experiment_byte_identical(tmp_path, ca
 
 def test_claimed_folder_and_rays_destination_are_one_folder_inside_the_root(tmp_path):
     root = Location(tmp_path / "results")
-    location = claim_experiment_dir(root, "quick")
-    storage_path, name = ray_destination(location)
+    location = search.claim_experiment_dir(root, "quick")
+    storage_path, name = search.ray_destination(location)
     assert Path(storage_path) / name == location.local and Path(storage_path) == root.local
     # A second run under the same name gets a fresh sibling, never the same folder.
-    again = claim_experiment_dir(root, "quick")
+    again = search.claim_experiment_dir(root, "quick")
     assert again.local.parent == root.local and again.local != location.local
 
 
@@ -84,14 +91,14 @@ def test_claimed_folder_and_rays_destination_are_one_folder_inside_the_root(tmp_
 def test_a_folder_outside_the_root_is_refused_even_unchecked(tmp_path, child):
     root = Location(tmp_path / "results")
     with pytest.raises(UsageError, match="not directly inside"):
-        _check_direct_child(root, root.child(child))
+        search._check_direct_child(root, root.child(child))
     assert not (tmp_path / "escaped").exists()
 
 
 def test_uri_storage_destination_is_the_claimed_folder(tmp_path):
     root = Location(f"file://{tmp_path}/results")
-    location = claim_experiment_dir(root, "quick")
-    assert ray_destination(location) == (f"file://{tmp_path}/results", "quick")
+    location = search.claim_experiment_dir(root, "quick")
+    assert search.ray_destination(location) == (f"file://{tmp_path}/results", "quick")
     assert (tmp_path / "results" / "quick").is_dir()
     with pytest.raises(UsageError, match="not directly inside"):
-        _check_direct_child(root, root.child("../escaped"))
+        search._check_direct_child(root, root.child("../escaped"))

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import make_spec
-from tune_app.ray_network import SINGLE_HOST_ENV, is_loopback, keep_local_ray_on_loopback
+from tune_app.ray_network import SINGLE_HOST_ENV, is_loopback
 
 # One trial of a few epochs: long enough for every Ray process (GCS, raylet, dashboard and its
 # agent, runtime-env agent, the trial's worker) to be up and listening while we look.
@@ -80,10 +80,14 @@ def test_a_local_search_listens_on_loopback_only(tmp_path):
     assert not exposed, f"listening beyond loopback: {exposed}"
 
 
-def test_loopback_only_for_a_local_instance_with_a_loopback_dashboard(monkeypatch):
+@pytest.mark.parametrize("flags, loopback", [([], True), (["--dashboard-host", "::1"], True),
+                                            (["--address", "auto"], False), (["--dashboard-host", "0.0.0.0"], False)])
+def test_loopback_only_for_a_local_instance_with_a_loopback_dashboard(tmp_path, monkeypatch, flags, loopback):
+    """Joining a cluster or exposing the dashboard leaves the interfaces to Ray."""
     monkeypatch.delenv(SINGLE_HOST_ENV, raising=False)
-    assert keep_local_ray_on_loopback("127.0.0.1", None) and os.environ[SINGLE_HOST_ENV] == "0"
-    # Joining a cluster, or exposing the dashboard: Ray's own choice of interfaces.
-    assert not keep_local_ray_on_loopback("127.0.0.1", "auto") and SINGLE_HOST_ENV not in os.environ
-    assert not keep_local_ray_on_loopback("0.0.0.0", None) and SINGLE_HOST_ENV not in os.environ
-    assert is_loopback("::1") and is_loopback("localhost") and not is_loopback("10.0.0.1")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    from tune_app import search
+
+    assert search.main(["--space", str(make_spec(tmp_path, SPEC)), "--dry-run", *flags]) == 0
+    assert (os.environ.get(SINGLE_HOST_ENV) == "0") == loopback
+    assert is_loopback("localhost") and not is_loopback("10.0.0.1")
