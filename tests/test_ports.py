@@ -80,14 +80,15 @@ def test_a_local_search_listens_on_loopback_only(tmp_path):
     assert not exposed, f"listening beyond loopback: {exposed}"
 
 
-@pytest.mark.parametrize("flags, loopback", [([], True), (["--dashboard-host", "::1"], True),
-                                            (["--address", "auto"], False), (["--dashboard-host", "0.0.0.0"], False)])
-def test_loopback_only_for_a_local_instance_with_a_loopback_dashboard(tmp_path, monkeypatch, flags, loopback):
+def test_loopback_only_for_a_local_instance_with_a_loopback_dashboard(tmp_path, monkeypatch):
     """Joining a cluster or exposing the dashboard leaves the interfaces to Ray."""
-    monkeypatch.delenv(SINGLE_HOST_ENV, raising=False)
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     from tune_app import search
 
-    assert search.main(["--space", str(make_spec(tmp_path, SPEC)), "--dry-run", *flags]) == 0
-    assert (os.environ.get(SINGLE_HOST_ENV) == "0") == loopback
+    monkeypatch.delenv(SINGLE_HOST_ENV, raising=False)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    spec = str(make_spec(tmp_path, SPEC))
+    for flags, loopback in [([], True), (["--address", "auto"], False), (["--dashboard-host", "::1"], True),
+                            (["--dashboard-host", "0.0.0.0"], False)]:
+        assert search.main(["--space", spec, "--dry-run", *flags]) == 0
+        assert (os.environ.get(SINGLE_HOST_ENV) == "0") == loopback, flags
     assert is_loopback("localhost") and not is_loopback("10.0.0.1")
