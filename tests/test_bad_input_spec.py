@@ -61,7 +61,7 @@ CASES = {
     "yaml-too-deep": (search, lambda t, r: ["--space", w(t, "train:\n  lr: " + "[" * 3000 + "]" * 3000 + "\n")],
                       "nested more than"),
     "yaml-alias-bomb": (search, lambda t, r: ["--space", w(t, alias_bomb())], "YAML expands to more than"),
-    "too-many-trials": (search, lambda t, r: ["--space", w(t, big_grid(r))], "1001 trials, more than --max-trials 1000"),
+    "too-many-trials": (search, lambda t, r: ["--space", w(t, big_grid(r))], "--max-trials: the search would launch 1001 trials, more than the limit of 1000"),
     "dashboard-port-out-of-range": (search, lambda t, r: ["--space", w(t, spec_text(results=r)),
                                                           "--dashboard-port", "70000"], "--dashboard-port"),
     "dashboard-host-not-an-ip": (search, lambda t, r: ["--space", w(t, spec_text(results=r)),

@@ -524,9 +524,9 @@ def check_trial_count(spec: ExperimentSpec, limit: int) -> None:
     """A typo in a grid (one more list) multiplies the trials; launching thousands must be asked for."""
     n = spec.trial_count()
     if n > limit:
-        raise UsageError(f"the search would launch {n} trials, more than --max-trials {limit}", file=spec.path,
-                         key="search space", fix=f"shrink the grid (see --dry-run), or pass --max-trials {n} "
-                         "to launch them all")
+        raise UsageError(f"the search would launch {n} trials, more than the limit of {limit}", file=spec.path,
+                         key="--max-trials", fix=f"shrink the search space (see --dry-run), or pass "
+                         f"--max-trials {n} to launch them all")
 
 
 def _result_loggers():
