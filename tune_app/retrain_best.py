@@ -17,11 +17,16 @@ from tune_app.errors import UsageError, cli_entry
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tune_app.retrain_best", description=__doc__.splitlines()[0])
+    # The docstring's first paragraph, whole: its first line alone stops mid-sentence.
+    description = " ".join(__doc__.split("\n\n", 1)[0].split())
+    p = argparse.ArgumentParser(prog="python -m tune_app.retrain_best", description=description)
     p.add_argument("--experiment", metavar="DIR", help="experiment folder (default: the newest under --results)")
     p.add_argument("--results", default="results", help="where to look for the newest experiment")
     p.add_argument("--epochs", type=int, help="final epochs (default: retrain.epochs of the spec)")
     p.add_argument("--train-on", choices=["train", "train+val"], help="data to retrain on (default: the spec's)")
+    p.add_argument("--force", action="store_true",
+                   help="retrain even while the search is still running (its current leader, however few "
+                   "epochs it has run)")
     return p
 
 
@@ -176,6 +181,29 @@ def summary_markdown(m: dict[str, Any]) -> str:
     ])
 
 
+def check_search_done(experiment_dir: Path, force: bool) -> None:
+    """Retraining reads the test split, which should happen once, for the search's real winner:
+    while the search runs, its leader may have trained two epochs of twelve."""
+    from tune_app.experiment import EXPERIMENT_FILE, load_experiment, read_meta
+    from tune_app.lock import holder
+
+    meta_file = experiment_dir / EXPERIMENT_FILE
+    if not meta_file.is_file():
+        return  # retrain's load_experiment says what is wrong with the folder
+    running = holder(read_meta(experiment_dir), meta_file)
+    if running is None:
+        return
+    if not force:
+        raise UsageError(f"the search is still running (pid {running.pid} on {running.host}); its leader may "
+                         "have trained only a few epochs", file=str(experiment_dir),
+                         fix="wait for it to finish (or stop it and --resume later), or pass --force to "
+                         "retrain the current leader now")
+    experiment = load_experiment(experiment_dir)
+    best = experiment.best_trial()
+    print(f"--force: the search (pid {running.pid}) is still running; retraining its current leader "
+          f"{best.name} ({best.epochs_run} of {experiment.max_epochs} epochs run so far)", flush=True)
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -186,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     from tune_app.storage import Location
 
     location = Location(args.experiment if args.experiment else newest_experiment(args.results))
-    m = retrain(location.pull(), args.epochs, args.train_on)
+    experiment_dir = location.pull()
+    check_search_done(experiment_dir, args.force)
+    m = retrain(experiment_dir, args.epochs, args.train_on)
     out = Path(m["output_dir"]).name
     location.push(out)
     t = m["test"]

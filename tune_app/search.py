@@ -14,10 +14,14 @@ import signal
 import socket
 import sys
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from tune_app.errors import UsageError, cli_entry
+from tune_app.flags import check_count, check_interface, check_port
+from tune_app.lock import holder, owner_fields
+from tune_app.names import check_name
+from tune_app.ray_network import keep_local_ray_on_loopback
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
 from tune_app.storage import Location
 
@@ -35,6 +39,11 @@ logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERRO
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 
 
+# Above this many trials a search must be asked for with --max-trials: a grid one list too
+# long would otherwise start a run of days with nothing on screen but Ray's table.
+MAX_TRIALS = 1000
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tune_app.search", description=__doc__.splitlines()[0])
     src = p.add_mutually_exclusive_group(required=True)
@@ -49,38 +58,66 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dashboard-port", type=int, default=None, help="Ray dashboard port (default 8265)")
     p.add_argument("--num-cpus", type=float, default=None, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--num-gpus", type=float, default=None, help="GPUs of the local Ray instance (default: all)")
+    p.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
+                   help=f"refuse to launch more than N trials (default {MAX_TRIALS}): raise it to run a bigger search")
     return p
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Every flag's range, before the spec is read or Ray starts."""
+    if args.name is not None:
+        check_name(args.name, key="--name")
+    if args.storage is not None and not args.storage.strip():
+        raise UsageError("is empty", key="--storage", fix="pass a folder or a URI, or leave it out")
+    check_interface(args.dashboard_host, "--dashboard-host")
+    check_port(args.dashboard_port, "--dashboard-port")
+    check_count(args.num_cpus, "--num-cpus", allow_zero=False, example="2")
+    # 0 GPUs is meaningful: trials run on CPU even on a machine with a GPU.
+    check_count(args.num_gpus, "--num-gpus", allow_zero=True, example="1")
+    check_count(args.max_trials, "--max-trials", allow_zero=False, example=str(MAX_TRIALS))
 
 
 # --------------------------------------------------------------------------- dry run
 
 
+LIST_LIMIT = 100  # --dry-run lists configurations (and builds architectures) one per row up to this many
+
+
 def describe_trials(spec: ExperimentSpec) -> str:
     from tune_app.data import describe_dataset
-    from tune_app.models import build_model, count_parameters
     from tune_app.experiment import format_table
 
     num_classes, channels = describe_dataset(spec.base.dataset)
-    points = spec.grid_points()
-    rows = []
-    for index, point in enumerate(points):
-        cfg = spec.base.with_overrides(point)
-        rows.append({"#": index, **{k: v for k, v in point.items()},
-                     "params": count_parameters(build_model(cfg.model, num_classes, channels))})
+    grid = spec.grid
+    configurations = grid.size()
+    architectures = grid.architectures
+    # A model is built once per architecture listed (not per point): a 10^6-point grid of four
+    # architectures builds four models.
+    params = {repr(arch): _parameters(spec, arch, num_classes, channels) for arch in architectures[:LIST_LIMIT]}
     epochs = spec.base.train.epochs
-    n = expected_trials(spec)
+    n = spec.trial_count()
     lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
     if spec.search.algorithm == "grid":
         seeds = spec.seeds
-        lines.append(f"grid: {len(points)} configurations x {len(seeds)} seed(s) "
+        lines.append(f"grid: {configurations} configurations x {len(seeds)} seed(s) "
                      f"(train.seed {', '.join(map(str, seeds))}) = {n} trials")
     else:
         lines.append(f"optuna TPE (seed {spec.search.seed}): {n} trials over")
         lines += [f"  {key}: {dom.describe()}" for key, dom in spec.space.items()]
         lines.append("model variants it can sample:")
-    lines.append(format_table(rows))
-    for point, reason in spec.dropped:
-        lines.append(f"dropped before launch: {point} ({reason})")
+    if configurations <= LIST_LIMIT:
+        model_keys = grid.model_keys
+        lines.append(format_table([
+            {"#": index, **point, "params": params[repr({k: point[k] for k in model_keys})]}
+            for index, point in enumerate(grid.points())]))
+    else:
+        lines.append(f"{len(architectures)} distinct architectures, {grid.points_per_architecture()} "
+                     f"configurations each:")
+        lines.append(format_table([{"architecture": index, **arch, "params": params[repr(arch)]}
+                                   for index, arch in enumerate(architectures[:LIST_LIMIT])]))
+        if len(architectures) > LIST_LIMIT:
+            lines.append(f"... and {len(architectures) - LIST_LIMIT} more architectures")
+    lines += _dropped_lines(spec, "dropped before launch")
     budget = f"epoch budget: at most {n * epochs} epochs ({n} trials x {epochs})"
     if spec.scheduler.name == "asha":
         budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
@@ -116,6 +153,26 @@ def cpu_variant(spec: ExperimentSpec) -> Optional[Path]:
         if isinstance(data, dict) and (data.get("dataset") or {}).get("name") == spec.base.dataset.name:
             return candidate
     return None
+
+
+def _parameters(spec: ExperimentSpec, arch: dict[str, Any], num_classes: int, channels: int) -> int:
+    from dataclasses import replace
+
+    from tune_app.models import build_model, count_parameters
+
+    model = replace(spec.base.model, **{key.split(".", 1)[1]: value for key, value in arch.items()})
+    return count_parameters(build_model(model, num_classes, channels))
+
+
+def _dropped_lines(spec: ExperimentSpec, prefix: str) -> list[str]:
+    """One line per unbuildable architecture (not per grid point: there may be millions)."""
+    per = spec.grid.points_per_architecture()
+    dropped = spec.grid.dropped_architectures()
+    lines = [f"{prefix}: {arch} ({per} grid point{'s' if per > 1 else ''}): {reason}"
+             for arch, reason in dropped[:LIST_LIMIT]]
+    if len(dropped) > LIST_LIMIT:
+        lines.append(f"{prefix}: ... and {len(dropped) - LIST_LIMIT} more architectures")
+    return lines
 
 
 # --------------------------------------------------------------------------- Ray pieces
@@ -271,16 +328,6 @@ def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None
 # --------------------------------------------------------------------------- experiment folder
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def check_writable(root: Location) -> None:
     """The results folder can take this search's files: found before Ray and the data start,
     not 20 s in. A file in the way, a read-only or full disk, or no permission is one line."""
@@ -311,16 +358,38 @@ def check_writable(root: Location) -> None:
 
 def claim_experiment_dir(root: Location, name: str) -> Location:
     """A fresh folder for this run: an existing experiment is never reused or overwritten."""
+    check_name(name, key="output.name")
     candidates = [name, f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"]
     candidates += [f"{candidates[1]}-{n}" for n in range(2, 100)]
     for candidate in candidates:
         location = root.child(candidate)
+        _check_direct_child(root, location)
         try:
             location.mkdir()
             return location
         except FileExistsError:
             continue
     raise UsageError(f"no free experiment name under {root}", key="output.name", fix="pick another name")
+
+
+def _check_direct_child(root: Location, location: Location) -> None:
+    """The claimed folder must be one level under the results root: Ray writes to
+    storage_path/name, and `ray_destination` derives both from this folder."""
+    if location.remote:
+        inside = PurePosixPath(location.root).parent == PurePosixPath(root.root)
+    else:
+        inside = location.local.resolve().parent == root.local.resolve()
+    if not inside:
+        raise UsageError(f"experiment folder {location} is not directly inside {root}", key="output.name",
+                         fix="use a plain folder name, without '/' or '..'")
+
+
+def ray_destination(location: Location) -> tuple[str, str]:
+    """(storage_path, name) for Ray's RunConfig, taken from the folder tune_app claimed, so that
+    Ray can only ever write where tune_app looks."""
+    parent, _, name = str(location).rstrip("/").rpartition("/")
+    assert name == location.name, (location, name)
+    return parent, name
 
 
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
@@ -331,8 +400,7 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
     meta = {
         "spec_path": spec.path,
         "status": status,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
+        **owner_fields(),  # pid, its start time and host: the lock that --resume and retrain_best check
         "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "base": spec.base.to_dict(),
         "space": {k: {"kind": d.kind, "values": list(d.values)} for k, d in spec.space.items()},
@@ -353,10 +421,9 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
                          fix="pass the folder a search created, e.g. --resume results/NAME")
     from tune_app.experiment import read_meta
 
-    meta = read_meta(path)
-    if meta.get("status") == "running" and meta.get("host") == socket.gethostname() \
-            and meta.get("pid") != os.getpid() and _pid_alive(int(meta.get("pid", -1))):
-        raise UsageError(f"experiment is in use by a running search (pid {meta['pid']})", file=str(path),
+    running = holder(read_meta(path), meta_file)
+    if running:
+        raise UsageError(f"experiment is in use by a running search (pid {running.pid})", file=str(path),
                          fix="wait for it to finish or stop it first")
     spec = load_spec(path / "spec.yaml")
     spec.output.name = path.name
@@ -386,19 +453,28 @@ def check_resumable_checkpoints(path: Path) -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    check_flags(args)
+    # Before anything imports Ray, which reads the setting at import. RAY_ADDRESS joins a
+    # cluster as --address does.
+    keep_local_ray_on_loopback(args.dashboard_host, args.address or os.environ.get("RAY_ADDRESS"))
     if args.resume:
         location = Location(args.resume)
         experiment_dir = location.pull()
         spec = spec_from_experiment(experiment_dir)
     else:
         spec = load_spec(args.space)
-        if args.name:
-            spec.output.name = args.name
-    for point, reason in spec.dropped:
-        print(f"note: dropped grid point {point}: {reason}")
+        if args.name is not None:
+            spec.output.name = args.name  # checked by check_flags
+    for line in _dropped_lines(spec, "note: dropped"):
+        print(line)
     if args.dry_run:
         print(describe_trials(spec))
+        if not args.resume and spec.trial_count() > args.max_trials:
+            print(f"note: launching {spec.trial_count()} trials needs --max-trials {spec.trial_count()} "
+                  f"(the limit is {args.max_trials})")
         return 0
+    if not args.resume:
+        check_trial_count(spec, args.max_trials)
     storage = Location(args.storage or spec.output.results_dir) if not args.resume else location
     check_writable(storage)
     if not args.address:
@@ -453,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             tuner = tune.Tuner.restore(str(location), trainable,
                                        resume_unfinished=True, resume_errored=True)
         else:
+            storage_path, ray_name = ray_destination(location)
             scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
@@ -468,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
-                    name=location.name, storage_path=str(storage),
+                    storage_path=storage_path, name=ray_name,
                     failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,
@@ -574,9 +651,16 @@ class _Interrupts:
 
 
 def expected_trials(spec: ExperimentSpec) -> int:
-    if spec.search.algorithm == "grid":
-        return len(spec.trial_points())
-    return spec.search.num_samples
+    return spec.trial_count()
+
+
+def check_trial_count(spec: ExperimentSpec, limit: int) -> None:
+    """A typo in a grid (one more list) multiplies the trials; launching thousands must be asked for."""
+    n = spec.trial_count()
+    if n > limit:
+        raise UsageError(f"the search would launch {n} trials, more than the limit of {limit}", file=spec.path,
+                         key="--max-trials", fix=f"shrink the search space (see --dry-run), or pass "
+                         f"--max-trials {n} to launch them all")
 
 
 def _print_summary(experiment_dir: Path, seconds: float) -> list:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import itertools
 import json
 import math
 import typing
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
 
-import yaml
 
 from tune_app.config import (
     SEARCHABLE_SECTIONS,
@@ -30,6 +28,9 @@ from tune_app.config import (
     TrialConfig,
 )
 from tune_app.errors import UsageError
+from tune_app.grid import Grid, build_grid
+from tune_app.names import check_name
+from tune_app.spec_yaml import read_yaml
 
 DOMAIN_KINDS = ("grid", "choice", "uniform", "loguniform", "randint")
 SEED_KEY = "train.seed"  # grid runs of one configuration differ only in this field
@@ -58,11 +59,22 @@ class ExperimentSpec:
     resources: ResourcesConfig
     output: OutputConfig
     retrain: RetrainConfig
-    dropped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
+    grid: Grid = field(default_factory=lambda: Grid({}, {}))  # the discrete domains, checked by load_spec
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Valid grid points (dotted key -> value); invalid ones are in `self.dropped`."""
-        return _valid_points(self)[0]
+        return list(self.grid.points())
+
+    @property
+    def dropped(self) -> list[tuple[dict[str, Any], str]]:
+        """Every grid point left out, with the reason (see `grid.dropped_architectures` for a summary)."""
+        return list(self.grid.dropped_points())
+
+    def trial_count(self) -> int:
+        """Trials this search launches, counted without listing them."""
+        if self.search.algorithm == "grid":
+            return self.grid.size() * len(self.seeds)
+        return self.search.num_samples
 
     @property
     def seeds(self) -> list[int]:
@@ -84,49 +96,6 @@ class ExperimentSpec:
 
     def final_epochs(self) -> int:
         return self.retrain.epochs or self.base.train.epochs
-
-
-# --------------------------------------------------------------------------- YAML + lines
-
-
-def _line_index(text: str) -> dict[str, int]:
-    """Map dotted key -> 1-based YAML line, so errors can point at the line."""
-    lines: dict[str, int] = {}
-
-    def walk(node: yaml.Node, prefix: str) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key_node, value_node in node.value:
-                key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
-                lines[key] = key_node.start_mark.line + 1
-                walk(value_node, key)
-
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
-    if root is not None:
-        walk(root, "")
-    return lines
-
-
-def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError("spec file not found", file=str(path),
-                         fix="pass an existing YAML file, e.g. --space search_spaces/quickstart.yaml")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.safe_load(text)
-        lines = _line_index(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise UsageError(f"YAML syntax error: {problem}", file=str(path),
-                         line=mark.line + 1 if mark else None,
-                         fix="check indentation and quoting on that line") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError("the spec must be a mapping of sections (dataset:, model:, train:, ...)",
-                         file=str(path), fix="start the file with section names like 'train:'")
-    return data, lines
 
 
 # --------------------------------------------------------------------------- type checking
@@ -250,13 +219,6 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
 _RULES_BY_KEY = {rule[0]: rule for rule in _VALUE_RULES}
 
 
-def combination_problem(cfg: TrialConfig) -> str | None:
-    """Why this combination of model fields cannot be built, or None if it can."""
-    from tune_app.models import model_problem
-
-    return model_problem(cfg.model)
-
-
 # --------------------------------------------------------------------------- parsing
 
 
@@ -352,6 +314,8 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     }
     if "name" not in (data.get("output") or {}):
         parsed["output"].name = Path(path).stem
+    # The name becomes a folder under results_dir: a path here would write into another experiment.
+    check_name(parsed["output"].name, key="output.name", file=file, line=lines.get("output.name"))
     spec = ExperimentSpec(
         path=file,
         base=TrialConfig(dataset=parsed["dataset"], augment=parsed["augment"],
@@ -401,32 +365,30 @@ def _check_search(spec: ExperimentSpec, parser: _Parser) -> None:
         raise parser.error("scheduler.grace_period",
                            f"{spec.scheduler.grace_period} exceeds train.epochs ({spec.base.train.epochs})",
                            "use a grace period <= train.epochs")
-    points, dropped = _valid_points(spec)
-    spec.dropped = dropped
-    if not points:
+    spec.grid = _checked_grid(spec)
+    if not spec.grid.architectures:
+        dropped = spec.grid.dropped_architectures()
         first = dropped[0][1] if dropped else "no configuration"
         raise parser.error("model", f"no valid configuration is left in the search space ({first})",
                            "make model.groups divide every stage's channels")
 
 
-def _valid_points(spec: ExperimentSpec) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
-    """Split the discrete combinations into buildable and dropped (with the reason).
+def _checked_grid(spec: ExperimentSpec) -> Grid:
+    """The discrete domains, each combination of model fields checked once for buildability.
 
     For optuna only the categorical fields are enumerated: a continuous lr cannot make a
     model unbuildable, and sampling cannot skip a combination, so any invalid one is fatal.
     """
-    discrete = {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")}
-    keys = list(discrete)
-    points, dropped = [], []
-    for combo in itertools.product(*(discrete[k] for k in keys)):
-        point = dict(zip(keys, combo))
-        problem = combination_problem(spec.base.with_overrides(point))
-        (dropped.append((point, problem)) if problem else points.append(point))
-    if spec.search.algorithm == "optuna" and dropped and points:
+    from tune_app.models import model_problem
+
+    grid = build_grid(spec.base.model, {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")},
+                      model_problem)
+    dropped = grid.dropped_architectures()
+    if spec.search.algorithm == "optuna" and dropped and grid.architectures:
         point, problem = dropped[0]
         raise UsageError(f"optuna could sample an invalid model: {point} ({problem})", file=spec.path,
                          key=", ".join(point), fix="restrict the choices so every combination is valid")
-    return points, dropped
+    return grid
 
 
 def encode_choice(value: Any) -> Any:
