@@ -115,3 +115,29 @@ def small_fs(tmp_path):
     yield mount
     for point in mounted:
         subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+@pytest.fixture
+def hub_offline(monkeypatch):
+    """Offline even if `datasets` was imported before the environment above was set."""
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """Number of images each call of the decoder was asked to decode."""
+    from tune_app.data import decode
+
+    calls: list[int] = []
+    real = decode.decode_images
+
+    def counting(batches, out, *args, **kwargs):
+        calls.append(out.shape[0])
+        return real(batches, out, *args, **kwargs)
+
+    monkeypatch.setattr(decode, "decode_images", counting)
+    return calls

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_bad_input import fake_experiment, snapshot, spec_text, w
+from tests.test_bad_input import check_bad_input, fake_experiment, spec_text, w
 from tune_app import retrain_best, search
 
 
@@ -85,17 +85,4 @@ def _shutdown_ray():
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input(case, tmp_path, capsys, monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    results = tmp_path / "results"
-    existing = fake_experiment(results, "quick")  # an earlier experiment with the same name
-    (existing / "trial_00000" / "result.json").write_text('{"epoch": 1, "val_accuracy": 0.5}\n')
-    before = snapshot(results)
-    module, argv, expected = CASES[case]
-    code = module.main(argv(tmp_path, str(results)))
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2
-    assert len(err) == 1 and err[0].startswith("error: ") and expected in err[0], err
-    assert "fix:" in err[0]
-    assert snapshot(results) == before  # nothing created, changed or deleted
+    check_bad_input(CASES[case], tmp_path, capsys, monkeypatch)

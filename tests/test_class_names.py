@@ -23,15 +23,7 @@ from tune_app.data import load_dataset, names  # noqa: E402
 TINY = SHARED_DATA / "tiny-imagenet-sample"
 CUB = SHARED_DATA / "cub-200-sample"
 
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Offline even if `datasets` was imported before the environment was set."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+pytestmark = [needs_shared_data, pytest.mark.usefixtures("hub_offline")]
 
 
 # --------------------------------------------------------------------------- names of the samples

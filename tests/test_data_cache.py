@@ -22,30 +22,7 @@ from tests.conftest import needs_shared_data, reference_stats  # noqa: E402
 
 CUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "cub-200-sample"
 
-pytestmark = needs_shared_data
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[int]:
-    """Number of images each call of the decoder was asked to decode."""
-    calls: list[int] = []
-    real = decode.decode_images
-
-    def counting(batches, out, *args, **kwargs):
-        calls.append(out.shape[0])
-        return real(batches, out, *args, **kwargs)
-
-    monkeypatch.setattr(decode, "decode_images", counting)
-    return calls
+pytestmark = [needs_shared_data, pytest.mark.usefixtures("hub_offline")]
 
 
 def cub_cfg(cache_dir: Path, **kwargs) -> DatasetConfig:

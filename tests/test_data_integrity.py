@@ -4,7 +4,6 @@ before decoding starts."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,34 +17,12 @@ import pytest
 
 from tests.conftest import REPO, SHARED_DATA, needs_shared_data
 from tune_app.config import DatasetConfig
-from tune_app.data import cache, decode, load_dataset
+from tune_app.data import cache, load_dataset
 from tune_app.errors import UsageError
 
 CUB = SHARED_DATA / "cub-200-sample"
 
-pytestmark = needs_shared_data
-
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[int]:
-    calls: list[int] = []
-    real = decode.decode_images
-
-    def counting(batches, out, *args, **kwargs):
-        calls.append(out.shape[0])
-        return real(batches, out, *args, **kwargs)
-
-    monkeypatch.setattr(decode, "decode_images", counting)
-    return calls
+pytestmark = [needs_shared_data, pytest.mark.usefixtures("hub_offline")]
 
 
 def cub_cfg(cache_dir: Path) -> DatasetConfig:

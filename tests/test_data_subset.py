@@ -25,29 +25,7 @@ from tune_app.data.splits import plan_splits, sample_per_class  # noqa: E402
 TINY = SHARED_DATA / "tiny-imagenet-sample"
 CUB = SHARED_DATA / "cub-200-sample"
 
-
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """Offline even if `datasets` was imported before the environment was set."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-
-
-@pytest.fixture
-def decodes(monkeypatch) -> list[int]:
-    """Number of images each call of the decoder was asked to decode."""
-    calls: list[int] = []
-    real = decode.decode_images
-
-    def counting(batches, out, *args, **kwargs):
-        calls.append(out.shape[0])
-        return real(batches, out, *args, **kwargs)
-
-    monkeypatch.setattr(decode, "decode_images", counting)
-    return calls
+pytestmark = [needs_shared_data, pytest.mark.usefixtures("hub_offline")]
 
 
 def source_labels(folder: Path, split: str) -> np.ndarray:
