@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import posixpath
 import shutil
 import signal
 import socket
@@ -295,24 +296,69 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
                          fix="wait for it to finish or stop it first")
     spec = load_spec(path / "spec.yaml")
     spec.output.name = path.name
-    check_resumable_checkpoints(path)
     return spec
 
 
-def check_resumable_checkpoints(path: Path) -> None:
-    """The newest checkpoint of every unfinished trial is what a resume loads: read each now,
-    so a truncated or foreign file is named here, not as a failing trial later."""
-    from tune_app.checkpoint import load_checkpoint
+def ray_storage(experiment: Location):
+    """(experiment path, filesystem) for Ray: every pickle Ray or a worker writes under it is
+    signed with this user's key, and read back only if its signature holds (tune_app.integrity)."""
+    import pyarrow.fs
+
+    from tune_app.integrity import signing_filesystem
+
+    if experiment.remote:
+        path, base = experiment.root, experiment.fs
+    else:
+        path, base = str(experiment.local), pyarrow.fs.LocalFileSystem()
+    return path, signing_filesystem(base, posixpath.dirname(path))
+
+
+def check_resumable(experiment: Location, local: Path) -> None:
+    """Before Ray unpickles anything: every pickle of the folder carries this user's signature,
+    and the checkpoint Tune will restore for each unfinished trial (the one the verified
+    experiment state names, not the newest by name) is a readable tune_app checkpoint."""
+    from tune_app.integrity import verify_experiment
+
+    path, fs = ray_storage(experiment)
+    verify_experiment(fs, path, shown=str(experiment))
+    for trial_dir, checkpoint in restored_checkpoints(path, fs):
+        check_checkpoint(fs, checkpoint, f"{experiment}/{checkpoint[len(path) + 1:]}", local / trial_dir)
+
+
+def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
+    """(trial folder, checkpoint path) of each trial in the newest experiment state that has a
+    checkpoint: what `Tuner.restore` hands that trial. Call only after verify_experiment."""
+    from ray.tune import ExperimentAnalysis
+
+    try:
+        analysis = ExperimentAnalysis(path, storage_filesystem=fs)
+    except ValueError:  # no experiment state yet: Tune has nothing to restore a trial from
+        return []
+    return [(t.storage.trial_dir_name, t.checkpoint.path.rstrip("/")) for t in analysis.trials
+            if t.checkpoint is not None]
+
+
+def check_checkpoint(fs, checkpoint: str, shown: str, trial_dir: Path) -> None:
+    import tempfile
+
+    from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint
     from tune_app.experiment import read_ended
 
-    for trial_dir in sorted(path.glob("trial_*")):
-        checkpoints = sorted(trial_dir.glob("checkpoint_*"))
-        if checkpoints and not read_ended(trial_dir):
-            try:
-                load_checkpoint(checkpoints[-1])
-            except UsageError as err:
-                err.fix = f"delete {checkpoints[-1]} so the trial resumes from its previous checkpoint"
-                raise
+    if read_ended(trial_dir):
+        return  # a finished trial is not restored
+    with tempfile.TemporaryDirectory() as tmp:
+        try:  # through the signing filesystem: verified again as it is read
+            with fs.open_input_stream(f"{checkpoint}/{CHECKPOINT_FILE}") as src:
+                (Path(tmp) / CHECKPOINT_FILE).write_bytes(src.readall())
+        except FileNotFoundError:
+            raise UsageError("the checkpoint Tune would restore is missing", file=f"{shown}/{CHECKPOINT_FILE}",
+                             fix="restore it from a backup; Tune cannot resume this trial without it") from None
+        try:
+            load_checkpoint(tmp)
+        except UsageError as err:
+            err.file = f"{shown}/{CHECKPOINT_FILE}"
+            err.fix = f"delete {shown} so the trial resumes from its previous checkpoint"
+            raise
 
 
 # --------------------------------------------------------------------------- main
@@ -325,10 +371,15 @@ def main(argv: list[str] | None = None) -> int:
         location = Location(args.resume)
         experiment_dir = location.pull()
         spec = spec_from_experiment(experiment_dir)
+        check_resumable(location, experiment_dir)
     else:
         spec = load_spec(args.space)
         if args.name:
             spec.output.name = args.name
+    if not args.resume and not args.dry_run:
+        from tune_app.integrity import load_key
+
+        load_key(create=True)  # the first search of this user makes the key; a bad one stops here
     for point, reason in spec.dropped:
         print(f"note: dropped grid point {point}: {reason}")
     if args.dry_run:
@@ -376,9 +427,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, interrupts)
     try:
         if args.resume:
-            tuner = tune.Tuner.restore(str(location), trainable,
-                                       resume_unfinished=True, resume_errored=True)
+            path, fs = ray_storage(location)
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=fs)
         else:
+            path, fs = ray_storage(location)
             scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
@@ -394,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
-                    name=location.name, storage_path=str(storage),
+                    name=location.name, storage_path=posixpath.dirname(path), storage_filesystem=fs,
                     failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,
