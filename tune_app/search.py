@@ -328,12 +328,21 @@ def check_resumable(experiment: Location, local: Path) -> None:
 def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
     """(trial folder, checkpoint path) of each trial in the newest experiment state that has a
     checkpoint: what `Tuner.restore` hands that trial. Call only after verify_experiment."""
+    import logging
+
     from ray.tune import ExperimentAnalysis
 
+    # It warns about trials that have no results yet (pending ones): none of our business here,
+    # and a refusal must stay one line.
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
     try:
         analysis = ExperimentAnalysis(path, storage_filesystem=fs)
     except ValueError:  # no experiment state yet: Tune has nothing to restore a trial from
         return []
+    finally:
+        log.setLevel(level)
     return [(t.storage.trial_dir_name, t.checkpoint.path.rstrip("/")) for t in analysis.trials
             if t.checkpoint is not None]
 
