@@ -204,3 +204,28 @@ def test_a_missing_key_stops_verification(secret, tmp_path):
     with pytest.raises(UsageError, match="no tune_app secret file"):
         integrity.verify_experiment(pyarrow.fs.LocalFileSystem(), str(tmp_path / "exp"))
     assert not os.path.exists(secret)
+
+
+def test_load_checkpoint_verifies_when_told_the_experiment(secret, tmp_path):
+    import io
+
+    import torch
+
+    from tune_app.checkpoint import load_checkpoint
+
+    integrity.load_key(create=True)
+    buffer = io.BytesIO()
+    torch.save({"model": {}, "config": {}, "epoch": 3}, buffer)
+    ckpt = tmp_path / "exp" / "trial_00000" / "checkpoint_000002"
+    ckpt.mkdir(parents=True)
+    write(fs_at(tmp_path), ckpt / "checkpoint.pt", buffer.getvalue())
+    assert load_checkpoint(ckpt, experiment=tmp_path / "exp")["epoch"] == 3
+    moved = tmp_path / "exp" / "trial_00001" / "checkpoint_000002"
+    moved.parent.mkdir()
+    ckpt.rename(moved)  # a genuine checkpoint planted in another trial
+    assert load_checkpoint(moved)["epoch"] == 3  # unverified reads still work (retrain, tests)
+    with pytest.raises(integrity.IntegrityError, match="signature mismatch"):
+        load_checkpoint(moved, experiment=tmp_path / "exp")
+    (moved / "checkpoint.pt.sig").unlink()
+    with pytest.raises(integrity.IntegrityError, match="not signed"):
+        load_checkpoint(moved, experiment=tmp_path / "exp")

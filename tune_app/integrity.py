@@ -54,6 +54,10 @@ PROTECTED = ("*.pkl", "experiment_state-*.json", "basic-variant-state-*.json",
              "search_gen_state-*.json", "checkpoint_*/*", "*/checkpoint_*/*")
 
 
+class IntegrityError(UsageError):
+    """A protected file without a valid signature: never read, whatever else is wrong with it."""
+
+
 def secret_path() -> Path:
     return Path(os.environ.get(SECRET_ENV) or Path.home() / ".config" / "tune_app" / "secret")
 
@@ -300,11 +304,11 @@ def signing_filesystem(base: pyarrow.fs.FileSystem, root: str) -> pyarrow.fs.PyF
 def check(key: bytes, relpath: str, data: bytes, entry: bytes | None, shown: str) -> None:
     """Raise UsageError naming `shown` unless `data` carries a valid signature."""
     if entry is None:
-        raise UsageError("not signed by this user's tune_app key: refusing to unpickle it", file=shown,
+        raise IntegrityError("not signed by this user's tune_app key: refusing to unpickle it", file=shown,
                          fix="resume only experiments you ran, or move the file out of the folder if you "
                          "know where it came from")
     if not verify(key, relpath, data, parse_entry(entry)):
-        raise UsageError("changed since tune_app wrote it (signature mismatch): refusing to unpickle it",
+        raise IntegrityError("changed since tune_app wrote it (signature mismatch): refusing to unpickle it",
                          file=shown, fix="restore the file from a backup, or move it out of the folder and "
                          "resume from an earlier checkpoint")
 

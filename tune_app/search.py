@@ -20,7 +20,7 @@ from typing import Any
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
-from tune_app.storage import Location
+from tune_app.storage import Location, is_uri
 
 # Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
 # work) and want the classic reporter, whose columns we choose.
@@ -319,10 +319,13 @@ def check_resumable(experiment: Location, local: Path) -> None:
     experiment state names, not the newest by name) is a readable tune_app checkpoint."""
     from tune_app.integrity import verify_experiment
 
+    from tune_app.experiment import read_ended
+
     path, fs = ray_storage(experiment)
     verify_experiment(fs, path, shown=str(experiment))
     for trial_dir, checkpoint in restored_checkpoints(path, fs):
-        check_checkpoint(fs, checkpoint, f"{experiment}/{checkpoint[len(path) + 1:]}", local / trial_dir)
+        if not read_ended(local / trial_dir):  # a finished trial is not restored
+            check_checkpoint(fs, checkpoint, f"{experiment}/{checkpoint[len(path) + 1:]}", path)
 
 
 def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
@@ -347,27 +350,31 @@ def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
             if t.checkpoint is not None]
 
 
-def check_checkpoint(fs, checkpoint: str, shown: str, trial_dir: Path) -> None:
+def check_checkpoint(fs, checkpoint: str, shown: str, experiment: str) -> None:
+    """Verify and read the checkpoint folder `checkpoint` (`shown` in messages)."""
     import tempfile
 
     from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint
-    from tune_app.experiment import read_ended
+    from tune_app.integrity import IntegrityError
 
-    if read_ended(trial_dir):
-        return  # a finished trial is not restored
-    with tempfile.TemporaryDirectory() as tmp:
-        try:  # through the signing filesystem: verified again as it is read
-            with fs.open_input_stream(f"{checkpoint}/{CHECKPOINT_FILE}") as src:
+    try:
+        if not is_uri(shown):
+            load_checkpoint(checkpoint, experiment=experiment)
+            return
+        with tempfile.TemporaryDirectory() as tmp:  # the local mirror has no checkpoints
+            with fs.open_input_stream(f"{checkpoint}/{CHECKPOINT_FILE}") as src:  # verified as read
                 (Path(tmp) / CHECKPOINT_FILE).write_bytes(src.readall())
-        except FileNotFoundError:
+            load_checkpoint(tmp)
+    except IntegrityError as err:
+        err.file = f"{shown}/{CHECKPOINT_FILE}"
+        raise
+    except (UsageError, FileNotFoundError) as err:
+        if isinstance(err, FileNotFoundError) or err.message == "checkpoint not found":
             raise UsageError("the checkpoint Tune would restore is missing", file=f"{shown}/{CHECKPOINT_FILE}",
                              fix="restore it from a backup; Tune cannot resume this trial without it") from None
-        try:
-            load_checkpoint(tmp)
-        except UsageError as err:
-            err.file = f"{shown}/{CHECKPOINT_FILE}"
-            err.fix = f"delete {shown} so the trial resumes from its previous checkpoint"
-            raise
+        err.file = f"{shown}/{CHECKPOINT_FILE}"
+        err.fix = f"delete {shown} so the trial resumes from its previous checkpoint"
+        raise
 
 
 # --------------------------------------------------------------------------- main
