@@ -12,13 +12,13 @@ given as `RunConfig(storage_filesystem=...)` / `Tuner.restore(storage_filesystem
 from the exact bytes before they are written (signature first, then the data, each replaced
 atomically), a read is verified before Ray sees a byte. No Ray function is patched.
 
-The manifest is one entry file per protected file, `NAME.sig` beside it, holding the last
-few HMACs of its contents: a file has one writer (the driver for the experiment state, the
-trial's worker for a checkpoint, possibly on another node), so per-file entries need no
-cross-process locking, and keeping the previous HMAC means a SIGKILL between writing the
-entry and replacing the data leaves a file that still verifies. An HMAC covers the path
-inside the experiment folder and the contents, so an entry cannot be forged, or moved to
-another file, without the key.
+The manifest is one entry file per protected file, `NAME.sig` beside it, holding the
+HMACs of its current and previous contents: a file has one writer (the driver for the
+experiment state, the trial's worker for a checkpoint, possibly on another node), so
+per-file entries need no cross-process locking, and keeping the previous HMAC means a
+SIGKILL between writing the entry and replacing the data leaves a file that still verifies.
+An HMAC covers the path inside the experiment folder and the contents, so an entry cannot
+be forged, or moved to another file, without the key.
 """
 
 from __future__ import annotations
@@ -43,9 +43,11 @@ from tune_app.errors import UsageError
 SECRET_ENV = "TUNE_APP_SECRET_FILE"
 SIG_SUFFIX = ".sig"
 TMP_MARK = ".tune_app-tmp-"
-# The previous HMACs stay valid: a kill after the entry is written but before the data is
-# replaced leaves the old data, and Ray's background sync may lag a few snapshots behind.
-KEEP_MACS = 8
+# The entry keeps the previous HMAC too: a kill after the entry is replaced but before the
+# data is leaves the old data, which must still verify. Writes of one file never overlap
+# (one writer, under a lock), so one previous HMAC is enough; more would widen the window in
+# which older genuine contents could be put back.
+KEEP_MACS = 2
 _DOMAIN = b"tune_app-integrity-v1\0"
 
 # Files Ray or tune_app unpickles, relative to the experiment folder. Ray's
