@@ -36,6 +36,3 @@ def test_state_of_other_rungs_is_refused_rather_than_misapplied():
     with pytest.raises(ValueError, match="rungs do not match"):
         SchedulerStateCallback(asha(16)).set_state(state)
 
-
-def test_no_scheduler_no_state():
-    assert SchedulerStateCallback(None).get_state() is None
