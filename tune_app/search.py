@@ -317,9 +317,8 @@ def check_resumable(experiment: Location, local: Path) -> None:
     """Before Ray unpickles anything: every pickle of the folder carries this user's signature,
     and the checkpoint Tune will restore for each unfinished trial (the one the verified
     experiment state names, not the newest by name) is a readable tune_app checkpoint."""
-    from tune_app.integrity import verify_experiment
-
     from tune_app.experiment import read_ended
+    from tune_app.integrity import verify_experiment
 
     path, fs = ray_storage(experiment)
     verify_experiment(fs, path, shown=str(experiment))
@@ -441,13 +440,12 @@ def main(argv: list[str] | None = None) -> int:
     interrupts = _Interrupts()
     signal.signal(signal.SIGINT, interrupts)
     signal.signal(signal.SIGTERM, interrupts)
+    path, fs = ray_storage(location)
     try:
         if args.resume:
-            path, fs = ray_storage(location)
             tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
                                        storage_filesystem=fs)
         else:
-            path, fs = ray_storage(location)
             scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
