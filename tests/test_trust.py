@@ -182,3 +182,21 @@ def test_a_genuine_interrupted_search_resumes_to_the_end(interrupted, tmp_path):
         assert sorted(set(epochs)) == list(range(1, max(epochs) + 1)), (trial.name, epochs)
     for checkpoint in exp.glob("trial_*/checkpoint_*/checkpoint.pt"):
         assert Path(f"{checkpoint}.sig").is_file()  # written during the resume too
+
+
+def test_every_pickle_ray_wrote_is_protected_and_signed(interrupted):
+    """Guards the list of protected names against a Ray upgrade that adds a pickle file."""
+    from tune_app.integrity import SIG_SUFFIX, is_protected
+
+    pickles = []
+    for f in sorted(interrupted.rglob("*")):
+        if f.is_file() and not f.name.endswith(SIG_SUFFIX):
+            head = f.read_bytes()
+            # pickle protocol 2+, a torch zip, or JSON that embeds cloudpickles
+            if head[:1] == b"\x80" or head[:2] == b"PK" or b"CLOUDPICKLE_FALLBACK" in head:
+                rel = f.relative_to(interrupted).as_posix()
+                pickles.append(rel)
+                assert is_protected(rel) and Path(f"{f}{SIG_SUFFIX}").is_file(), rel
+    for kind in ("tuner.pkl", "experiment_state-", "searcher-state-", "callback-states-", "params.pkl",
+                 "checkpoint.pt"):  # the detection above found each kind Ray writes
+        assert any(kind in p for p in pickles), kind
