@@ -75,6 +75,16 @@ def _private_decode_cache(tmp_path_factory):
     os.environ.setdefault("TUNE_APP_CACHE", str(tmp_path_factory.mktemp("tune_app_cache")))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_secret(tmp_path_factory):
+    """Results are signed with a key of the test session, never the user's ~/.config/tune_app/secret
+    (set in the environment, so the searches the tests start and their Ray workers use it too)."""
+    from tune_app.integrity import SECRET_ENV, load_key
+
+    os.environ.setdefault(SECRET_ENV, str(tmp_path_factory.mktemp("tune_app_secret") / "secret"))
+    load_key(create=True)
+
+
 @pytest.fixture
 def write_spec(tmp_path):
     """write_spec(overrides=None, text=None) -> path of a spec file in tmp_path."""

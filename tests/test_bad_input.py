@@ -82,9 +82,9 @@ CASES = {
     "experiment-in-use": (search, lambda t, r: ["--resume", str(fake_experiment(
         t / "busy", "quick", status="running", pid=os.getppid()))], "in use by a running search"),
     "truncated-checkpoint": (search, lambda t, r: ["--resume", str(fake_experiment(
-        t / "trunc", "quick", status="interrupted", checkpoint=b"PK\x03\x04 cut short"))], "unreadable checkpoint"),
+        t / "trunc", "quick", status="interrupted", checkpoint=b"PK\x03\x04 cut short"))], "not signed by this user's tune_app key"),
     "foreign-checkpoint": (search, lambda t, r: ["--resume", str(fake_experiment(
-        t / "foreign", "quick", status="interrupted", checkpoint=foreign_checkpoint()))], "unreadable checkpoint"),
+        t / "foreign", "quick", status="interrupted", checkpoint=foreign_checkpoint()))], "not signed by this user's tune_app key"),
     "retrain-no-finished-trial": (retrain_best, lambda t, r: ["--experiment", str(fake_experiment(
         t / "empty", "quick"))], "no trial of this experiment finished"),
     "retrain-not-an-experiment": (retrain_best, lambda t, r: ["--experiment", str(t)], "not a tune_app experiment"),

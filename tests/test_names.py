@@ -80,7 +80,7 @@ def test_dot_dot_name_leaves_the_existing_experiment_byte_identical(tmp_path, ca
 def test_claimed_folder_and_rays_destination_are_one_folder_inside_the_root(tmp_path):
     root = Location(tmp_path / "results")
     location = search.claim_experiment_dir(root, "quick")
-    storage_path, name = search.ray_destination(location)
+    storage_path, name, _ = search.ray_destination(location)
     assert Path(storage_path) / name == location.local and Path(storage_path) == root.local
     # A second run under the same name gets a fresh sibling, never the same folder.
     again = search.claim_experiment_dir(root, "quick")
@@ -98,7 +98,7 @@ def test_a_folder_outside_the_root_is_refused_even_unchecked(tmp_path, child):
 def test_uri_storage_destination_is_the_claimed_folder(tmp_path):
     root = Location(f"file://{tmp_path}/results")
     location = search.claim_experiment_dir(root, "quick")
-    assert search.ray_destination(location) == (f"file://{tmp_path}/results", "quick")
+    assert search.ray_destination(location)[:2] == (f"{tmp_path}/results", "quick")
     assert (tmp_path / "results" / "quick").is_dir()
     with pytest.raises(UsageError, match="not directly inside"):
         search._check_direct_child(root, root.child("../escaped"))

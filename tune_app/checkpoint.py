@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -25,18 +26,28 @@ def save_checkpoint(directory: str | Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, *, experiment: str | Path | None = None) -> dict[str, Any]:
     """Load a tune_app checkpoint (a file or a folder holding checkpoint.pt).
 
     weights_only=True: a checkpoint is data, never code, so a foreign pickle cannot run.
+    With `experiment` (the experiment folder holding the checkpoint), the bytes are loaded
+    only if they carry this user's signature (tune_app.integrity). Checkpoints Ray hands a
+    worker were already verified by the signing filesystem they were fetched through.
     """
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.is_file():
         raise UsageError("checkpoint not found", file=str(path), fix="point at a trial checkpoint folder")
+    data = path.read_bytes()
+    if experiment is not None:
+        from tune_app.integrity import SIG_SUFFIX, check, load_key
+
+        sig = path.with_name(path.name + SIG_SUFFIX)
+        check(load_key(), path.relative_to(experiment).as_posix(), data,
+              sig.read_bytes() if sig.is_file() else None, str(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError) as err:
         reason = str(err).splitlines()[0][:120]
         raise UsageError(f"unreadable checkpoint (truncated, or not saved by tune_app): {reason}",

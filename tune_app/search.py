@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import posixpath
 import shutil
 import signal
 import socket
@@ -23,7 +24,7 @@ from tune_app.lock import holder, owner_fields
 from tune_app.names import check_name
 from tune_app.ray_network import keep_local_ray_on_loopback
 from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
-from tune_app.storage import Location
+from tune_app.storage import Location, is_uri
 
 # Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
 # work) and want the classic reporter, whose columns we choose.
@@ -384,12 +385,12 @@ def _check_direct_child(root: Location, location: Location) -> None:
                          fix="use a plain folder name, without '/' or '..'")
 
 
-def ray_destination(location: Location) -> tuple[str, str]:
-    """(storage_path, name) for Ray's RunConfig, taken from the folder tune_app claimed, so that
-    Ray can only ever write where tune_app looks."""
-    parent, _, name = str(location).rstrip("/").rpartition("/")
-    assert name == location.name, (location, name)
-    return parent, name
+def ray_destination(location: Location):
+    """(storage_path, name, storage_filesystem) for Ray's RunConfig, all taken from the folder
+    tune_app claimed, so that Ray can only ever write where tune_app looks; the filesystem signs
+    what Ray writes there (`ray_storage`)."""
+    path, fs = ray_storage(location)
+    return posixpath.dirname(path), posixpath.basename(path), fs
 
 
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
@@ -427,24 +428,84 @@ def spec_from_experiment(path: Path) -> ExperimentSpec:
                          fix="wait for it to finish or stop it first")
     spec = load_spec(path / "spec.yaml")
     spec.output.name = path.name
-    check_resumable_checkpoints(path)
     return spec
 
 
-def check_resumable_checkpoints(path: Path) -> None:
-    """The newest checkpoint of every unfinished trial is what a resume loads: read each now,
-    so a truncated or foreign file is named here, not as a failing trial later."""
-    from tune_app.checkpoint import load_checkpoint
-    from tune_app.experiment import read_ended
+def ray_storage(experiment: Location):
+    """(experiment path, filesystem) for Ray: every pickle Ray or a worker writes under it is
+    signed with this user's key, and read back only if its signature holds (tune_app.integrity)."""
+    import pyarrow.fs
 
-    for trial_dir in sorted(path.glob("trial_*")):
-        checkpoints = sorted(trial_dir.glob("checkpoint_*"))
-        if checkpoints and not read_ended(trial_dir):
-            try:
-                load_checkpoint(checkpoints[-1])
-            except UsageError as err:
-                err.fix = f"delete {checkpoints[-1]} so the trial resumes from its previous checkpoint"
-                raise
+    from tune_app.integrity import signing_filesystem
+
+    if experiment.remote:
+        path, base = experiment.root, experiment.fs
+    else:
+        path, base = str(experiment.local), pyarrow.fs.LocalFileSystem()
+    return path, signing_filesystem(base, posixpath.dirname(path))
+
+
+def check_resumable(experiment: Location, local: Path) -> None:
+    """Before Ray unpickles anything: every pickle of the folder carries this user's signature,
+    and the checkpoint Tune will restore for each unfinished trial (the one the verified
+    experiment state names, not the newest by name) is a readable tune_app checkpoint."""
+    from tune_app.experiment import read_ended
+    from tune_app.integrity import verify_experiment
+
+    path, fs = ray_storage(experiment)
+    verify_experiment(fs, path, shown=str(experiment))
+    for trial_dir, checkpoint in restored_checkpoints(path, fs):
+        if not read_ended(local / trial_dir):  # a finished trial is not restored
+            check_checkpoint(fs, checkpoint, f"{experiment}/{checkpoint[len(path) + 1:]}", path)
+
+
+def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
+    """(trial folder, checkpoint path) of each trial in the newest experiment state that has a
+    checkpoint: what `Tuner.restore` hands that trial. Call only after verify_experiment."""
+    import logging
+
+    from ray.tune import ExperimentAnalysis
+
+    # It warns about trials that have no results yet (pending ones): none of our business here,
+    # and a refusal must stay one line.
+    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        analysis = ExperimentAnalysis(path, storage_filesystem=fs)
+    except ValueError:  # no experiment state yet: Tune has nothing to restore a trial from
+        return []
+    finally:
+        log.setLevel(level)
+    return [(t.storage.trial_dir_name, t.checkpoint.path.rstrip("/")) for t in analysis.trials
+            if t.checkpoint is not None]
+
+
+def check_checkpoint(fs, checkpoint: str, shown: str, experiment: str) -> None:
+    """Verify and read the checkpoint folder `checkpoint` (`shown` in messages)."""
+    import tempfile
+
+    from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from tune_app.integrity import IntegrityError
+
+    try:
+        if not is_uri(shown):
+            load_checkpoint(checkpoint, experiment=experiment)
+            return
+        with tempfile.TemporaryDirectory() as tmp:  # the local mirror has no checkpoints
+            with fs.open_input_stream(f"{checkpoint}/{CHECKPOINT_FILE}") as src:  # verified as read
+                (Path(tmp) / CHECKPOINT_FILE).write_bytes(src.readall())
+            load_checkpoint(tmp)
+    except IntegrityError as err:
+        err.file = f"{shown}/{CHECKPOINT_FILE}"
+        raise
+    except (UsageError, FileNotFoundError) as err:
+        if isinstance(err, FileNotFoundError) or err.message == "checkpoint not found":
+            raise UsageError("the checkpoint Tune would restore is missing", file=f"{shown}/{CHECKPOINT_FILE}",
+                             fix="restore it from a backup; Tune cannot resume this trial without it") from None
+        err.file = f"{shown}/{CHECKPOINT_FILE}"
+        err.fix = f"delete {shown} so the trial resumes from its previous checkpoint"
+        raise
 
 
 # --------------------------------------------------------------------------- main
@@ -461,10 +522,15 @@ def main(argv: list[str] | None = None) -> int:
         location = Location(args.resume)
         experiment_dir = location.pull()
         spec = spec_from_experiment(experiment_dir)
+        check_resumable(location, experiment_dir)
     else:
         spec = load_spec(args.space)
         if args.name is not None:
             spec.output.name = args.name  # checked by check_flags
+    if not args.resume and not args.dry_run:
+        from tune_app.integrity import load_key
+
+        load_key(create=True)  # the first search of this user makes the key; a bad one stops here
     for line in _dropped_lines(spec, "note: dropped"):
         print(line)
     if args.dry_run:
@@ -524,12 +590,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, interrupts)
     signal.signal(signal.SIGTERM, interrupts)
     guard = DiskSpaceGuard(experiment_dir, interrupts.stop_gracefully)
+    # Ray writes exactly the folder tune_app claimed, through a filesystem that signs every
+    # pickle it writes and checks every one it reads (tune_app.integrity).
+    storage_path, ray_name, fs = ray_destination(location)
+    path = posixpath.join(storage_path, ray_name)
     try:
         if args.resume:
-            tuner = tune.Tuner.restore(str(location), trainable,
-                                       resume_unfinished=True, resume_errored=True)
+            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
+                                       storage_filesystem=fs)
         else:
-            storage_path, ray_name = ray_destination(location)
             scheduler = make_scheduler(spec)
             tuner = tune.Tuner(
                 trainable,
@@ -545,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
                     max_concurrent_trials=spec.search.max_concurrent or None,
                     trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
                 run_config=tune.RunConfig(
-                    storage_path=storage_path, name=ray_name,
+                    storage_path=storage_path, name=ray_name, storage_filesystem=fs,
                     failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                     checkpoint_config=tune.CheckpointConfig(
                         num_to_keep=spec.output.keep_checkpoints,

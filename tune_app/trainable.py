@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import sys
 import tempfile
 import time
@@ -323,7 +322,8 @@ class SchedulerStateCallback(Callback):
     Tune snapshots the searcher and the callbacks' state with the experiment, but not the
     scheduler's; without this a resumed search would judge its trials against empty rungs.
     The callback and the scheduler are pickled together in the tuner state, so after a
-    restore `self.scheduler` is the scheduler Tune uses.
+    restore `self.scheduler` is the scheduler Tune uses. The state is plain data (numbers and
+    trial ids), never a pickle of Ray's objects: restoring it runs no code of the file.
     """
 
     def __init__(self, scheduler) -> None:
@@ -332,8 +332,32 @@ class SchedulerStateCallback(Callback):
     def get_state(self) -> dict | None:
         if self.scheduler is None:
             return None
-        return {"scheduler": pickle.dumps(self.scheduler.__dict__)}
+        return {"asha": asha_state(self.scheduler)}
 
     def set_state(self, state: dict) -> None:
-        if self.scheduler is not None and state and "scheduler" in state:
-            self.scheduler.__dict__.update(pickle.loads(state["scheduler"]))
+        if self.scheduler is not None and state and "asha" in state:
+            set_asha_state(self.scheduler, state["asha"])
+
+
+def asha_state(scheduler) -> dict[str, Any]:
+    """What AsyncHyperBandScheduler learned so far (ray==2.60 attribute names; pinned)."""
+    return {
+        "brackets": [[[milestone, {trial: float(value) for trial, value in recorded.items()}]
+                      for milestone, recorded in bracket._rungs] for bracket in scheduler._brackets],
+        "trial_bracket": {trial: scheduler._brackets.index(bracket)
+                          for trial, bracket in scheduler._trial_info.items()},
+        "counter": int(scheduler._counter),
+        "num_stopped": int(scheduler._num_stopped),
+    }
+
+
+def set_asha_state(scheduler, state: dict[str, Any]) -> None:
+    brackets = state["brackets"]
+    if [[m for m, _ in rungs] for rungs in brackets] != [[m for m, _ in b._rungs] for b in scheduler._brackets]:
+        raise ValueError("saved ASHA rungs do not match the scheduler's: was the spec's scheduler changed?")
+    for bracket, rungs in zip(scheduler._brackets, brackets):
+        bracket._rungs = [(milestone, {str(t): float(v) for t, v in recorded.items()})
+                          for (milestone, _), (_, recorded) in zip(bracket._rungs, rungs)]
+    scheduler._trial_info = {str(t): scheduler._brackets[int(i)] for t, i in state["trial_bracket"].items()}
+    scheduler._counter = int(state["counter"])
+    scheduler._num_stopped = int(state["num_stopped"])
