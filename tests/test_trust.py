@@ -126,7 +126,8 @@ CASES = {
                                                  evil_experiment_state(m)), "not signed"),
     "searcher-state": (lambda e, m: _put(newest(e, "searcher-state-*.pkl"), evil_pickle(m)), "signature mismatch"),
     "callback-state": (lambda e, m: _put(newest(e, "callback-states-*.pkl"), evil_pickle(m)), "signature mismatch"),
-    "params-pkl": (lambda e, m: _put(newest(e, "trial_*/params.pkl"), evil_pickle(m)), "signature mismatch"),
+    # tune_app's result logger writes no params.pkl (nobody reads it); a planted one is refused.
+    "params-pkl": (lambda e, m: _put(sorted(e.glob("trial_*"))[0] / "params.pkl", evil_pickle(m)), "not signed"),
     "restored-checkpoint": (lambda e, m: _put(restored_checkpoint(e) / "checkpoint.pt", foreign_checkpoint()),
                             "signature mismatch"),
     "newer-checkpoint-planted": (plant_newer_checkpoint, "signature mismatch"),
@@ -197,6 +198,7 @@ def test_every_pickle_ray_wrote_is_protected_and_signed(interrupted):
                 rel = f.relative_to(interrupted).as_posix()
                 pickles.append(rel)
                 assert is_protected(rel) and Path(f"{f}{SIG_SUFFIX}").is_file(), rel
-    for kind in ("tuner.pkl", "experiment_state-", "searcher-state-", "callback-states-", "params.pkl",
+    for kind in ("tuner.pkl", "experiment_state-", "searcher-state-", "callback-states-",
                  "checkpoint.pt"):  # the detection above found each kind Ray writes
         assert any(kind in p for p in pickles), kind
+    assert not any("params.pkl" in p for p in pickles)  # no pickle that nothing reads
