@@ -27,6 +27,7 @@ from tune_app.config import (
     RetrainConfig,
     SchedulerConfig,
     SearchConfig,
+    SelectConfig,
     TrialConfig,
 )
 from tune_app.errors import UsageError
@@ -58,6 +59,7 @@ class ExperimentSpec:
     resources: ResourcesConfig
     output: OutputConfig
     retrain: RetrainConfig
+    select: SelectConfig = field(default_factory=SelectConfig)
     dropped: list[tuple[dict[str, Any], str]] = field(default_factory=list)
 
     def grid_points(self) -> list[dict[str, Any]]:
@@ -362,9 +364,13 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         resources=parsed["resources"],
         output=parsed["output"],
         retrain=parsed["retrain"],
+        select=parsed["select"],
     )
     _check_registries(spec, parser)
     _check_search(spec, parser)
+    from tune_app.spec_select import check_selection
+
+    check_selection(spec, parser, data)
     return spec
 
 
