@@ -34,3 +34,8 @@ def interval_text(metric: str, interval: tuple[float, float]) -> str:
     if METRICS[metric][1]:
         return f"[{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}] points"
     return f"[{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
+def test_key(metric: str) -> str:
+    """The key of the same measure in retrain_best's test numbers (val_macro_f1 -> macro_f1)."""
+    return metric.removeprefix("val_")
