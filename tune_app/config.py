@@ -164,7 +164,8 @@ class OutputConfig:
 
 @dataclass
 class RetrainConfig:
-    epochs: int = doc("epochs of the final retraining; 0 = the search's train.epochs", 0)
+    epochs: int = doc("epochs of the final retraining when no race picked the configuration (with a race: "
+                      "the race's epochs, the length it was judged at); 0 = the search's train.epochs", 0)
     train_on: Literal["train", "train+val"] = doc("data the final model trains on", "train")
 
 

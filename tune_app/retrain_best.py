@@ -21,7 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tune_app.retrain_best", description=__doc__.splitlines()[0])
     p.add_argument("--experiment", metavar="DIR", help="experiment folder (default: the newest under --results)")
     p.add_argument("--results", default="results", help="where to look for the newest experiment")
-    p.add_argument("--epochs", type=int, help="final epochs (default: retrain.epochs of the spec)")
+    p.add_argument("--epochs", type=int, help="final epochs (default: the race's epochs when a race picked the "
+                                              "configuration, else retrain.epochs of the spec)")
     p.add_argument("--train-on", choices=["train", "train+val"], help="data to retrain on (default: the spec's)")
     p.add_argument("--seeds", type=int, default=1,
                    help="retrain with this many seeds (train.seed, +1, ...) and report the test mean and spread; "
@@ -80,8 +81,10 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     experiment = load_experiment(experiment_dir)
     choice = choose(experiment)
     metric, mode = experiment.metric, experiment.mode
-    # The epochs the pick was judged at, unless the spec or the command says otherwise.
-    epochs = epochs or experiment.meta["retrain"]["epochs"] or choice.epochs
+    # A race's pick trains for the epochs the race judged it at: its numbers are about that
+    # length. Without a race, retrain.epochs (0 = the search's train.epochs) as before.
+    epochs = epochs or (choice.epochs if choice.stage == "race" else
+                        experiment.meta["retrain"]["epochs"] or choice.epochs)
     first_seed = choice.details["seeds"][0] if choice.stage == "race" else choice.details["seed"]
     cfg = choice.config(experiment, first_seed)
     train_on = train_on or experiment.meta["retrain"]["train_on"]
