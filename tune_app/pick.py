@@ -32,7 +32,11 @@ def choose(experiment: Experiment) -> Choice:
     race = load_race(experiment.path)
     decision = race.decision() if race is not None and race.missing() == 0 else None
     if decision is None:
-        return _search_choice(experiment)
+        choice = _search_choice(experiment)
+        if race is not None:
+            choice.sentence += (f"; the race has {race.missing()} unfinished run(s): resume the search "
+                                "(--resume) to finish it and retrain its pick")
+        return choice
     entry = next(e for e in race.plan["finalists"] if e["label"] == decision.pick.label)
     runner = decision.runner_up
     return Choice(

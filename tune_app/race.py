@@ -231,6 +231,13 @@ def run_race(spec, location, experiment_dir: Path, data, interrupts, callbacks: 
         location.pull()
         result = load_race(experiment_dir)
     left = [hp for hp in todo if not _run_done(result, hp, planned["epochs"])]
+    failed = _failed_runs(race_dir)
+    if left and failed and not interrupts.count:
+        mark_stage(experiment_dir, "race", "interrupted")
+        location.push(EXPERIMENT_FILE)
+        print(f"{len(failed)} race run(s) failed: " + ", ".join(f"{d.name} (see {d / 'error.txt'})" for d in failed)
+              + f"\nfix the cause, then rerun them: python -m tune_app.search --resume {location}", flush=True)
+        return 1
     if interrupts.count or left:
         mark_stage(experiment_dir, "race", "interrupted")
         location.push(EXPERIMENT_FILE)
@@ -247,6 +254,12 @@ def _run_done(result: Optional[RaceResult], hp: dict[str, Any], epochs: int) -> 
     """A run is done when it reached its last epoch, or diverged (running it again would too)."""
     history = result.histories.get(_key(hp), []) if result else []
     return bool(history) and (int(history[-1]["epoch"]) >= epochs or any(h.get("diverged") for h in history))
+
+
+def _failed_runs(race_dir: Path) -> list[Path]:
+    from tune_app.experiment import read_ended
+
+    return [d for d in sorted(race_dir.glob(f"{RUN_PREFIX}*")) if d.is_dir() and read_ended(d) == "ERROR"]
 
 
 def race_dirname(trial) -> str:
