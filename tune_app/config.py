@@ -135,7 +135,7 @@ class SchedulerConfig:
     # Default last: what ASHA compared before the option existed; best/ema become the default
     # only if the Tiny ImageNet bench (BENCHMARKS.md) shows they pick better configurations.
     judge: Literal["last", "best", "ema"] = doc(
-        "what ASHA compares at a rung (column judged_<metric>): the metric's last value, its best so far, "
+        "what ASHA compares at a rung (column judged_METRIC): the metric's last value, its best so far, "
         "or an exponential moving average", "last")
     ema: float = doc("judge ema: weight kept by the previous average each epoch, in [0, 1) "
                      "(0 = the last value)", 0.5)
@@ -173,8 +173,9 @@ class RetrainConfig:
 
 @dataclass
 class SelectConfig:
-    finalists: int = doc("after the search, the best this many configurations race again over several "
-                         "seeds; 0 = no race (retrain_best takes the search's best)", 3)
+    finalists: int = doc("after the search, the best this many configurations (at most as many as the "
+                         "search has) race again over several seeds; under 2 = no race (retrain_best "
+                         "takes the search's best)", 3)
     seeds: int = doc("runs of each finalist, seeded train.seed, +1, ...; a search trial with the same "
                      "configuration, seed and epochs counts as one", 3)
     epochs: int = doc("epochs of each race run; 0 = train.epochs", 0)
