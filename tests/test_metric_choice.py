@@ -138,3 +138,18 @@ def test_the_race_pick_is_what_retrain_best_trains_and_the_report_shows(tmp_path
     assert "**Decision:** picked groups=4" in text and (figures / "race.png").is_file()
     assert "trial_00000 race_00000 race_00001" in text  # the reused search run is named
     assert "groups=4, lr=0.001 #2 -> #2" not in text and "no (same order)" in text
+
+
+def test_mode_left_out_follows_the_metric_and_dry_run_shows_the_race(tmp_path):
+    from tests.test_bad_input import spec_text
+    from tune_app.search import describe_trials
+    from tune_app.spec import load_spec
+
+    grid = "  lr: {grid: [1.0e-3, 3.0e-3]}\n"
+    path = tmp_path / "spec.yaml"
+    path.write_text(spec_text(grid, str(tmp_path)) + "search:\n  metric: val_loss\nselect:\n  finalists: 2\n  seeds: 3\n")
+    spec = load_spec(path)
+    assert spec.search.mode == "min"
+    assert "race: top 2 configurations x 3 seeds x 1 epochs = at most 6 epochs" in describe_trials(spec)
+    path.write_text(spec_text("", str(tmp_path)))  # one configuration: nothing to race
+    assert "race: none" in describe_trials(load_spec(path))

@@ -41,12 +41,12 @@ def test_the_race_reuses_finished_search_runs_and_retrain_best_takes_its_pick(tm
     assert sorted(r["reuse"] for r in runs if r["seed"] == 0) == ["trial_00000", "trial_00001"]
     assert all(r["reuse"] is None for r in runs if r["seed"] == 1)
     trained = sorted(p.name for p in (path / "race").glob("race_*"))
-    assert trained == ["race_00000", "race_00001"]  # only the two seed-1 runs were trained
+    assert trained == ["race_00001", "race_00003"]  # only the two seed-1 runs (named by plan position)
     assert race.trained_epochs() == 4 and race.missing() == 0
     assert "2 run(s) reused from the search, 2 to train" in out and race.decision().sentence in out
     assert json.loads((path / "experiment.json").read_text())["stage"] == "race finished"
     assert len(load_experiment(path).trials) == 2  # race runs are not counted as search trials
-    assert _tb_hparams(path / "race" / "race_00000" / "tb")["stage"] == "race"
+    assert _tb_hparams(path / "race" / "race_00001" / "tb")["stage"] == "race"
 
     assert retrain_best.main(["--experiment", str(path)]) == 0
     metrics = json.loads((path / "best" / "metrics.json").read_text())
@@ -55,6 +55,11 @@ def test_the_race_reuses_finished_search_runs_and_retrain_best_takes_its_pick(tm
     assert metrics["epochs"] == 2 and metrics["procedure_epochs"] == {"search": 4, "race": 4, "retrain": 2,
                                                                       "total": 10}
     assert "whole procedure: 10 epochs (search 4 + race 4 + retrain 2)" in capsys.readouterr().out
+    assert retrain_best.main(["--experiment", str(path), "--seeds", "2", "--epochs", "1"]) == 0
+    spread = json.loads((path / "best-2" / "metrics.json").read_text())["test_seeds"]
+    assert spread["seeds"] == [0, 1] and len(spread["accuracy"]["values"]) == 2
+    assert spread["accuracy"]["mean"] == pytest.approx(sum(spread["accuracy"]["values"]) / 2)
+    assert "over 2 retraining seeds" in (path / "best-2" / "summary.md").read_text()
 
 
 def _tb_hparams(logdir) -> dict:

@@ -6,12 +6,13 @@ collapsed) for `select.epochs` with `select.seeds` seeds each, reusing any searc
 already is such a run, and `tune_app.selection` decides. It is a second Tune experiment in
 `<experiment>/race/` (trial folders race_00000, ...), so it runs, logs and resumes as the search
 does; `race/plan.json` records the planned runs before anything trains, and experiment.json's
-"stage" says the race is on, so `--resume` after a kill restores the race's own Tuner.
+"stage" says the race is on, so `--resume` after a kill trains the runs the race still lacks.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -204,26 +205,28 @@ def run_race(spec, location, experiment_dir: Path, data, interrupts, callbacks: 
     if todo:
         trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
                                    results_dir=None if location.remote else str(experiment_dir))
-        race_location = location.child(RACE_DIR)
-        if tune.Tuner.can_restore(str(race_location)):
-            tuner = tune.Tuner.restore(str(race_location), trainable, resume_unfinished=True, resume_errored=True)
-        else:
-            tuner = tune.Tuner(
-                trainable,
-                param_space={"hp": tune.grid_search(todo)},
-                tune_config=tune.TuneConfig(
-                    metric=spec.search.metric, mode=spec.search.mode, reuse_actors=True,
-                    max_concurrent_trials=spec.search.max_concurrent or None,
-                    trial_dirname_creator=race_dirname, trial_name_creator=race_dirname),
-                run_config=tune.RunConfig(
-                    name=RACE_DIR, storage_path=str(location),
-                    failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(
-                        num_to_keep=spec.output.keep_checkpoints,
-                        checkpoint_score_attribute=spec.search.metric,
-                        checkpoint_score_order=spec.search.mode),
-                    callbacks=callbacks, verbose=1),
-            )
+        # An unfinished run restarts from its first epoch, in a fresh Tune experiment for the
+        # runs left: after a kill, Tune's last snapshot can name a checkpoint that num_to_keep
+        # has deleted since, and Tuner.restore then fails that run. Race runs are short.
+        names = RunNames(planned)
+        for hp in todo:
+            shutil.rmtree(race_dir / names.of(hp), ignore_errors=True)
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"hp": tune.grid_search(todo)},
+            tune_config=tune.TuneConfig(
+                metric=spec.search.metric, mode=spec.search.mode, reuse_actors=True,
+                max_concurrent_trials=spec.search.max_concurrent or None,
+                trial_dirname_creator=names, trial_name_creator=names),
+            run_config=tune.RunConfig(
+                name=RACE_DIR, storage_path=str(location),
+                failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
+                checkpoint_config=tune.CheckpointConfig(
+                    num_to_keep=spec.output.keep_checkpoints,
+                    checkpoint_score_attribute=spec.search.metric,
+                    checkpoint_score_order=spec.search.mode),
+                callbacks=callbacks, verbose=1),
+        )
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -262,9 +265,20 @@ def _failed_runs(race_dir: Path) -> list[Path]:
     return [d for d in sorted(race_dir.glob(f"{RUN_PREFIX}*")) if d.is_dir() and read_ended(d) == "ERROR"]
 
 
-def race_dirname(trial) -> str:
-    # "race_00003": told apart from the search's trial_ folders wherever a run is named.
-    return RUN_PREFIX + trial.trial_id.rsplit("_", 1)[-1]
+class RunNames:
+    """Tune's trial_dirname_creator / trial_name_creator for the race: "race_00003" is the
+    plan's fourth run whichever Tune experiment trains it, so a restarted run keeps its folder,
+    and the name tells it apart from the search's trial_ folders wherever it is shown."""
+
+    def __init__(self, planned: dict[str, Any]) -> None:
+        runs = [run["hp"] for entry in planned["finalists"] for run in entry["runs"]]
+        self.index = {_key(hp): i for i, hp in enumerate(runs)}
+
+    def of(self, hp: dict[str, Any]) -> str:
+        return f"{RUN_PREFIX}{self.index[_key(hp)]:05d}"
+
+    def __call__(self, trial) -> str:
+        return self.of(trial.config["hp"])
 
 
 # --------------------------------------------------------------------------- table

@@ -615,7 +615,7 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     print(format_table(rows))
     if experiment.seeded:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
-              f"(retrain_best takes the first):")
+              f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
