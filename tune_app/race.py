@@ -15,7 +15,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from tune_app.experiment import (EXPERIMENT_FILE, RESULT_FILE, Experiment, format_table, read_history,
                                  read_meta, read_trial_params)
@@ -23,20 +23,25 @@ from tune_app.fileio import read_json, write_json_atomic
 from tune_app.selection import Decision, Finalist, decide, mean_interval
 from tune_app.spec import SEED_KEY
 
+if TYPE_CHECKING:
+    from tune_app.data import DataBundle
+    from tune_app.spec import ExperimentSpec
+    from tune_app.storage import Location
+
 RACE_DIR = "race"
 PLAN_FILE = "plan.json"
 RUN_PREFIX = "race_"
 
 
-def race_epochs(spec) -> int:
+def race_epochs(spec: "ExperimentSpec") -> int:
     return spec.select.epochs or spec.base.train.epochs
 
 
-def configurations_in(spec) -> int:
+def configurations_in(spec: "ExperimentSpec") -> int:
     return len(spec.grid_points()) if spec.search.algorithm == "grid" else spec.search.num_samples
 
 
-def budget_line(spec) -> str:
+def budget_line(spec: "ExperimentSpec") -> str:
     """The race's share of the epoch budget, for --dry-run."""
     finalists = min(spec.select.finalists, configurations_in(spec))
     if finalists < 2:
@@ -55,7 +60,7 @@ def label(hparams: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- plan
 
 
-def plan(experiment: Experiment, spec, num_classes: int, channels: int) -> Optional[dict[str, Any]]:
+def plan(experiment: Experiment, spec: "ExperimentSpec", num_classes: int, channels: int) -> Optional[dict[str, Any]]:
     """The race's runs, or None when fewer than two configurations qualify."""
     from tune_app.models import build_model, count_parameters
     from tune_app.spec import decode_hparams
@@ -176,9 +181,11 @@ def mark_stage(experiment_dir: Path, stage: str, status: str) -> None:
 # --------------------------------------------------------------------------- run
 
 
-def run_race(spec, location, experiment_dir: Path, data, interrupts, callbacks: list) -> int:
+def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path, data: "DataBundle",
+             interrupts: Any, callbacks: list) -> int:
     """Plan (or reload the plan of) the race and run its unfinished runs through Tune; print the
-    race table and the decision. 0 = decided (or no race), 130 = interrupted."""
+    race table and the decision. interrupts: search._Interrupts (its count says Ctrl-C/SIGTERM).
+    0 = decided (or no race), 1 = a run failed, 130 = interrupted."""
     from ray import tune
 
     from tune_app.experiment import load_experiment

@@ -288,7 +288,10 @@ def retrain_section(exp: Experiment, best_dir: Path, figures: Path) -> list[str]
     metrics = read_json(best_dir / "metrics.json", what="retrain-best's metrics",
                         fix="run python -m tune_app.retrain_best again (it writes a new best-N folder)")
     test, base = metrics["test"], metrics["baselines"]
-    trial = next((t for t in exp.trials if t.name == metrics["trial"]), None)
+    from tune_app.report_race import race_run
+
+    # A race's pick is named by its race run: its validation numbers are that run's.
+    trial = next((t for t in exp.trials if t.name == metrics["trial"]), None) or race_run(exp, metrics["trial"])
     searched = _best_epoch(trial, exp.metric, exp.mode) if trial else {}
     final = metrics["history"][-1] if metrics.get("history") else {}
     val_note = "" if metrics["val_held_out"] else " (val was trained on)"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tune_app.experiment import Experiment
+from typing import Optional
+
+from tune_app.experiment import RESULT_FILE, Experiment, TrialRecord, read_history
 from tune_app.fileio import save_figure_atomic
-from tune_app.race import load_race, race_rows
+from tune_app.race import RACE_DIR, RUN_PREFIX, load_race, race_rows
 from tune_app.selection import Decision, mean_interval
 
 RACE_FIGURE = "race.png"
@@ -38,6 +40,14 @@ def plot_race(decision: Decision, seeds: list[int], epochs: int, path: Path) -> 
     ax.legend(fontsize=8)
     ax.set_title(f"race over seeds {', '.join(map(str, seeds))} (red: the pick)", fontsize=10)
     save_figure_atomic(fig, path, dpi=110)
+
+
+def race_run(exp: Experiment, name: str) -> Optional[TrialRecord]:
+    """The race run `name` (race_00003) as a trial record, or None."""
+    path = exp.path / RACE_DIR / name
+    if not name.startswith(RUN_PREFIX) or not path.is_dir():
+        return None
+    return TrialRecord(name=name, path=path, hparams={}, history=read_history(path / RESULT_FILE))
 
 
 def race_section(exp: Experiment, figures: Path) -> list[str]:
