@@ -13,7 +13,6 @@ METRICS: dict[str, tuple[str, bool]] = {
     "val_macro_f1": ("max", True),
     "val_loss": ("min", False),
 }
-JUDGE_KINDS = ("last", "best", "ema")
 
 
 def natural_mode(metric: str) -> str:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from tune_app.experiment import (EXPERIMENT_FILE, RESULT_FILE, Experiment, format_table, read_history,
-                                 read_meta, read_trial_params)
+from tune_app.experiment import (EXPERIMENT_FILE, RESULT_FILE, Experiment, best_value, format_table,
+                                 read_history, read_meta, read_trial_params)
 from tune_app.fileio import read_json, write_json_atomic
 from tune_app.selection import Decision, Finalist, decide, mean_interval
 from tune_app.spec import SEED_KEY
@@ -107,8 +107,6 @@ class RaceResult:
 
     def finalists(self) -> list[Finalist]:
         metric, mode, epochs = self.plan["metric"], self.plan["mode"], self.plan["epochs"]
-        from tune_app.experiment import best_value
-
         out = []
         for entry in self.plan["finalists"]:
             finals, bests = [], []

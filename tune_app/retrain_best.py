@@ -9,12 +9,17 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.metric_names import test_key
+
+if TYPE_CHECKING:
+    from tune_app.config import TrialConfig
+    from tune_app.data import DataBundle, Split
+    from tune_app.pick import Choice
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,8 +145,10 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     return metrics
 
 
-def _train_and_test(cfg, data, train_split, epochs: int, out: Path, choice, metric: str, mode: str, index: int):
-    """One retraining (seed cfg.train.seed) and its single evaluation on the test split."""
+def _train_and_test(cfg: "TrialConfig", data: "DataBundle", train_split: "Split", epochs: int, out: Path,
+                    choice: "Choice", metric: str, mode: str, index: int) -> tuple[Any, Any, dict, dict]:
+    """One retraining (seed cfg.train.seed) and its single evaluation on the test split:
+    (model, TrainResult, evaluate's numbers, classification_metrics of the predictions)."""
     from tune_app.metrics import classification_metrics
     from tune_app.tb import TrialWriter
     from tune_app.training import DeviceSplit, Normalize, evaluate, train
@@ -167,7 +174,7 @@ def _train_and_test(cfg, data, train_split, epochs: int, out: Path, choice, metr
     return model, result, test, classification_metrics(data.test.labels, test["predictions"], data.num_classes)
 
 
-def _test_entry(test: dict[str, Any], report: dict[str, Any], data) -> dict[str, Any]:
+def _test_entry(test: dict[str, Any], report: dict[str, Any], data: "DataBundle") -> dict[str, Any]:
     return {"accuracy": report["accuracy"], "top5_accuracy": test["top5_accuracy"],
             "loss": test["loss"], "macro_f1": report["macro_f1"],
             "per_class_accuracy": dict(zip(data.class_names, report["per_class_accuracy"])),
@@ -188,7 +195,7 @@ def _test_spread(runs: list[tuple[int, dict[str, Any], dict[str, Any]]]) -> dict
     return out
 
 
-def procedure_epochs(experiment, retrain_epochs: int) -> dict[str, int]:
+def procedure_epochs(experiment: Any, retrain_epochs: int) -> dict[str, int]:
     """Epochs of the whole procedure: search, race (runs it trained itself) and retraining."""
     from tune_app.race import load_race
 

@@ -6,9 +6,12 @@ than the space has configurations).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tune_app.metric_names import METRICS, natural_mode
+
+if TYPE_CHECKING:
+    from tune_app.spec import ExperimentSpec, _Parser
 
 # (dotted key, predicate, message, fix), as spec._VALUE_RULES
 _RULES = [
@@ -19,9 +22,8 @@ _RULES = [
 ]
 
 
-def check_selection(spec, parser, data: dict[str, Any]) -> None:
-    """spec: the parsed ExperimentSpec; parser: spec._Parser (errors with file and line);
-    data: the raw YAML, to tell a mode the user wrote from the default."""
+def check_selection(spec: "ExperimentSpec", parser: "_Parser", data: dict[str, Any]) -> None:
+    """data: the raw YAML, to tell a mode the user wrote from the default."""
     from tune_app.spec import _did_you_mean
 
     metric = spec.search.metric
