@@ -44,7 +44,9 @@ def test_the_race_reuses_finished_search_runs_and_retrain_best_takes_its_pick(tm
     assert trained == ["race_00001", "race_00003"]  # only the two seed-1 runs (named by plan position)
     assert race.trained_epochs() == 4 and race.missing() == 0
     assert "2 run(s) reused from the search, 2 to train" in out and race.decision().sentence in out
-    assert json.loads((path / "experiment.json").read_text())["stage"] == "race finished"
+    meta = json.loads((path / "experiment.json").read_text())
+    assert meta["stage"] == "race finished" and meta["race"]["plan"] == "race/plan.json"
+    assert sorted(meta["race"]["runs"]) == ["race/race_00001", "race/race_00003", "trial_00000", "trial_00001"]
     assert len(load_experiment(path).trials) == 2  # race runs are not counted as search trials
     assert _tb_hparams(path / "race" / "race_00001" / "tb")["stage"] == "race"
 

@@ -164,15 +164,19 @@ def load_race(experiment_dir: Path) -> Optional[RaceResult]:
 # --------------------------------------------------------------------------- stage in experiment.json
 
 
-def mark_stage(experiment_dir: Path, stage: str, status: str) -> None:
+def mark_stage(experiment_dir: Path, stage: str, status: str, planned: dict[str, Any]) -> None:
     """experiment.json says the race is on (status running, this pid), so `--resume` and a
-    second search see it; the search's own write_meta rewrites the file when it starts."""
+    second search see it, and lists the race's planned runs (the search's own write_meta
+    rewrites the file when it starts; the race marks it again)."""
     import os
     import time
 
     meta = read_meta(experiment_dir)
+    names = RunNames(planned)
+    runs = [run["reuse"] or f"{RACE_DIR}/{names.of(run['hp'])}" for e in planned["finalists"] for run in e["runs"]]
     meta.update({"stage": stage, "status": status, "pid": os.getpid(),
-                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                 "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "race": {"plan": f"{RACE_DIR}/{PLAN_FILE}", "epochs": planned["epochs"], "runs": runs}})
     write_json_atomic(experiment_dir / EXPERIMENT_FILE, meta)
 
 
@@ -205,7 +209,7 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
     reused = sum(bool(r["reuse"]) for e in planned["finalists"] for r in e["runs"])
     print(f"\nrace: {len(planned['finalists'])} finalists x {len(planned['seeds'])} seeds x {planned['epochs']} "
           f"epochs ({reused} run(s) reused from the search, {len(todo)} to train)", flush=True)
-    mark_stage(experiment_dir, "race", "running")
+    mark_stage(experiment_dir, "race", "running", planned)
     location.push(EXPERIMENT_FILE)
     if todo:
         trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
@@ -241,19 +245,19 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
     left = [hp for hp in todo if not _run_done(result, hp, planned["epochs"])]
     failed = _failed_runs(race_dir)
     if left and failed and not interrupts.count:
-        mark_stage(experiment_dir, "race", "interrupted")
+        mark_stage(experiment_dir, "race", "interrupted", planned)
         location.push(EXPERIMENT_FILE)
         print(f"{len(failed)} race run(s) failed: " + ", ".join(f"{d.name} (see {d / 'error.txt'})" for d in failed)
               + f"\nfix the cause, then rerun them: python -m tune_app.search --resume {location}", flush=True)
         return 1
     if interrupts.count or left:
-        mark_stage(experiment_dir, "race", "interrupted")
+        mark_stage(experiment_dir, "race", "interrupted", planned)
         location.push(EXPERIMENT_FILE)
         print(f"race interrupted ({len(left)} run(s) unfinished); resume it with:\n"
               f"  python -m tune_app.search --resume {location}", flush=True)
         return 130
     print(race_report(result))
-    mark_stage(experiment_dir, "race finished", "finished")
+    mark_stage(experiment_dir, "race finished", "finished", planned)
     location.push(EXPERIMENT_FILE)
     return 0
 
