@@ -39,6 +39,9 @@ QUICK_SPEC = {
     "resources": {"cpus_per_trial": 1},
     "output": {"name": "quick", "keep_checkpoints": 2},
     "retrain": {"epochs": 3},
+    # No race after the search: tests of the search would otherwise train 3 x 3 more runs each
+    # (tests/test_race.py covers the race).
+    "select": {"finalists": 0},
 }
 
 
@@ -53,7 +56,7 @@ def deep_merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict) and key in (
-                "dataset", "augment", "model", "train", "search", "scheduler", "resources", "output", "retrain"):
+                "dataset", "augment", "model", "train", "search", "scheduler", "resources", "output", "retrain", "select"):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = value

@@ -65,7 +65,9 @@ def test_checkpoints_hold_state_and_config_and_only_the_best_few_are_kept(experi
         checkpoints = trial.checkpoints()
         assert 1 <= len(checkpoints) <= 2
         state = load_checkpoint(checkpoints[-1])
-        assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names", "loss_limit"}
+        # judge: the judged column's running value (scheduler.judge best/ema), so a resume keeps it
+        assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names", "loss_limit",
+                              "judge"}
         assert state["loss_limit"] > 0  # the divergence threshold carries over a resume
         assert state["config"]["train"]["lr"] == trial.hparams["train.lr"]
 

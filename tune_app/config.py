@@ -118,8 +118,10 @@ class SearchConfig:
     algorithm: Literal["grid", "optuna"] = doc("grid: every grid point; optuna: TPE sampling", "grid")
     num_samples: int = doc("grid: runs of each configuration, seeded train.seed, +1, ... (the ranking "
                            "averages them); optuna: number of trials", 1)
-    metric: str = doc("metric the search optimises", "val_accuracy")
-    mode: Literal["max", "min"] = doc("whether the metric is maximised or minimised", "max")
+    metric: str = doc("metric the search, ASHA, the ranking, the race and retrain_best judge by: "
+                      "val_accuracy, val_loss, val_top5_accuracy or val_macro_f1", "val_accuracy")
+    mode: Literal["max", "min"] = doc("max or min; left out = the metric's natural direction "
+                                      "(min for val_loss, max for the others)", "max")
     seed: int = doc("seed of the searcher (optuna TPE)", 0)
     max_concurrent: int = doc("trials running at once; 0 = as many as resources allow", 0)
     max_failures: int = doc("times a crashed trial is restarted from its last checkpoint", 2)
@@ -130,6 +132,13 @@ class SchedulerConfig:
     name: Literal["asha", "none"] = doc("asha: stop poor trials early; none: run every trial out", "asha")
     grace_period: int = doc("epochs every trial runs before ASHA may stop it", 1)
     reduction_factor: float = doc("ASHA keeps 1/reduction_factor of the trials at each rung", 2.0)
+    # Default last: what ASHA compared before the option existed; best/ema become the default
+    # only if the Tiny ImageNet bench (BENCHMARKS.md) shows they pick better configurations.
+    judge: Literal["last", "best", "ema"] = doc(
+        "what ASHA compares at a rung (column judged_METRIC): the metric's last value, its best so far, "
+        "or an exponential moving average", "last")
+    ema: float = doc("judge ema: weight kept by the previous average each epoch, in [0, 1) "
+                     "(0 = the last value)", 0.5)
 
     def rungs(self, max_epochs: int) -> list[int]:
         """Epochs at which ASHA compares trials (and may stop some); none without ASHA."""
@@ -157,8 +166,19 @@ class OutputConfig:
 
 @dataclass
 class RetrainConfig:
-    epochs: int = doc("epochs of the final retraining; 0 = the search's train.epochs", 0)
+    epochs: int = doc("epochs of the final retraining when no race picked the configuration (with a race: "
+                      "the race's epochs, the length it was judged at); 0 = the search's train.epochs", 0)
     train_on: Literal["train", "train+val"] = doc("data the final model trains on", "train")
+
+
+@dataclass
+class SelectConfig:
+    finalists: int = doc("after the search, the best this many configurations (at most as many as the "
+                         "search has) race again over several seeds; under 2 = no race (retrain_best "
+                         "takes the search's best)", 3)
+    seeds: int = doc("runs of each finalist, seeded train.seed, +1, ...; a search trial with the same "
+                     "configuration, seed and epochs counts as one", 3)
+    epochs: int = doc("epochs of each race run; 0 = train.epochs", 0)
 
 
 SECTIONS: dict[str, type] = {
@@ -171,6 +191,7 @@ SECTIONS: dict[str, type] = {
     "resources": ResourcesConfig,
     "output": OutputConfig,
     "retrain": RetrainConfig,
+    "select": SelectConfig,
 }
 
 # Only these sections describe a trial, so only their fields may be searched.

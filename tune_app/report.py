@@ -100,14 +100,17 @@ def plot_learning_curves(exp: Experiment, path: Path) -> None:
     labelled = {t.name: palette(i) for i, t in enumerate(trials[:8])}
     fig = _new_figure(13, 4.8)
     axes = fig.subplots(1, 2)
-    for ax, key, title in ((axes[0], "val_accuracy", "validation accuracy"), (axes[1], "val_loss", "validation loss")):
+    # The left panel shows the search metric (accuracy when that is the loss, drawn on the right).
+    first = exp.metric if exp.metric != "val_loss" else "val_accuracy"
+    for ax, key, title in ((axes[0], first, first.replace("val_", "validation ").replace("_", " ")),
+                           (axes[1], "val_loss", "validation loss")):
         for rung in SchedulerConfig(**exp.meta.get("scheduler", {"name": "none"})).rungs(exp.max_epochs):
             ax.axvline(rung, color="0.6", ls=":", lw=1)
         for index, trial in reversed(list(enumerate(trials))):  # the best drawn last, on top
             epochs = [h["epoch"] for h in trial.history]
             values = finite([h.get(key) for h in trial.history])
             color = labelled.get(trial.name, "0.72")
-            label = f"#{index + 1} {trial.name}" if trial.name in labelled and key == "val_accuracy" else None
+            label = f"#{index + 1} {trial.name}" if trial.name in labelled and key == first else None
             ax.plot(epochs, [v if v is not None else float("nan") for v in values], color=color,
                     lw=1.6 if trial.name in labelled else 1.0, marker="o", ms=2.5, label=label)
             status = trial.status(exp.max_epochs)
@@ -121,10 +124,10 @@ def plot_learning_curves(exp: Experiment, path: Path) -> None:
         ax.set_xlim(0.5, exp.max_epochs + 0.5)
     axes[1].set_yscale("log")
     # Framed on the labelled (best) trials: the curves a reader compares.
-    limits = focus_limits([t.best("val_accuracy", "max") for t in trials if t.name in labelled])
+    limits = focus_limits([t.best(first, "max") for t in trials if t.name in labelled])
     if limits is not None:
         axes[0].set_ylim(*limits)
-        axes[0].set_title("validation accuracy (axis framed on the best trials)")
+        axes[0].set_title(f"{axes[0].get_title()} (axis framed on the best trials)")
     handles, labels = axes[0].get_legend_handles_labels()
     order = sorted(range(len(labels)), key=lambda i: int(labels[i].split()[0][1:]))
     handles = [handles[i] for i in order]
@@ -285,21 +288,26 @@ def retrain_section(exp: Experiment, best_dir: Path, figures: Path) -> list[str]
     metrics = read_json(best_dir / "metrics.json", what="retrain-best's metrics",
                         fix="run python -m tune_app.retrain_best again (it writes a new best-N folder)")
     test, base = metrics["test"], metrics["baselines"]
-    trial = next((t for t in exp.trials if t.name == metrics["trial"]), None)
-    searched = _best_epoch(trial, "val_accuracy", "max") if trial else {}
+    from tune_app.report_race import race_run
+
+    # A race's pick is named by its race run: its validation numbers are that run's.
+    trial = next((t for t in exp.trials if t.name == metrics["trial"]), None) or race_run(exp, metrics["trial"])
+    searched = _best_epoch(trial, exp.metric, exp.mode) if trial else {}
     final = metrics["history"][-1] if metrics.get("history") else {}
     val_note = "" if metrics["val_held_out"] else " (val was trained on)"
     lines = [
         f"## Best configuration, retrained and tested once (`{best_dir.name}/`)", "",
         f"Trial `{metrics['trial']}` retrained from scratch on **{metrics['train_on']}** for {metrics['epochs']} "
         f"epochs, then evaluated once on the test split the search never saw.", "",
+        *([f"Chosen by the {metrics['chosen_by']['stage']}: {metrics['chosen_by']['sentence']}.", ""]
+          if metrics.get("chosen_by") else []),
         *md_table(
             ["metric", f"val: search ({metrics['trial']}, epoch {searched.get('epoch', '-')})",
              f"val: after retraining{val_note}", "**test**"],
             [["accuracy", searched.get("val_accuracy"), final.get("val_accuracy"), test["accuracy"]],
              ["top-5 accuracy", searched.get("val_top5_accuracy"), final.get("val_top5_accuracy"),
               test["top5_accuracy"]],
-             ["macro-F1", None, None, test["macro_f1"]],
+             ["macro-F1", searched.get("val_macro_f1"), final.get("val_macro_f1"), test["macro_f1"]],
              ["loss", searched.get("val_loss"), final.get("val_loss"), test["loss"]],
              ["baseline: majority class", None, None, base["majority_class_accuracy"]],
              ["baseline: uniform random", None, None, base["uniform_random_accuracy"]]]),
@@ -417,6 +425,9 @@ def write_report(experiment_dir: Path) -> Path:
                   f"Best {exp.metric} of every trial against its value (x = stopped early by ASHA, "
                   f"star = best trial). A trial stopped early had fewer epochs to reach its best.", "",
                   f"![hyperparameter effects]({FIGURES_DIR}/hparam_effects.png)", ""]
+    from tune_app.report_race import race_section
+
+    lines += race_section(exp, figures)
     best_dir = newest_retrain(exp.path)
     if best_dir is not None:
         lines += retrain_section(exp, best_dir, figures)

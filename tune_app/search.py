@@ -124,6 +124,9 @@ def describe_trials(spec: ExperimentSpec) -> str:
         budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
                    f"(keeps 1/{spec.scheduler.reduction_factor:g} each rung)")
     lines.append(budget)
+    from tune_app.race import budget_line
+
+    lines.append(budget_line(spec))
     lines.append(resources_line(spec))
     return "\n".join(lines)
 
@@ -250,11 +253,17 @@ def make_reporter(spec: ExperimentSpec):
         # The seed column tells apart the runs of one configuration (search.num_samples > 1).
         parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1]
                            for k in [*spec.space, *([SEED_KEY] if len(spec.seeds) > 1 else [])]},
-        metric_columns={"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss",
-                        "val_accuracy": "val_acc"},
+        metric_columns=live_metric_columns(spec.search.metric),
         max_report_frequency=15,
         sort_by_metric=True,
     )
+
+
+def live_metric_columns(metric: str) -> dict[str, str]:
+    from tune_app.metric_names import judged_column
+
+    columns = {"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss", "val_accuracy": "val_acc"}
+    return {**columns, metric: columns.get(metric, metric), judged_column(metric): "judged"}
 
 
 def check_reachable(address: str) -> None:
@@ -582,8 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
     write_meta(experiment_dir, spec, "running")
     location.push("spec.yaml", "experiment.json")
+    from tune_app.judge import judge_settings
+
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
-                               results_dir=None if location.remote else str(experiment_dir))
+                               results_dir=None if location.remote else str(experiment_dir),
+                               judge=judge_settings(spec))
     status = "interrupted"
     started = time.perf_counter()
     interrupts = _Interrupts()
@@ -604,7 +616,9 @@ def main(argv: list[str] | None = None) -> int:
                 trainable,
                 param_space=param_space(spec),
                 tune_config=tune.TuneConfig(
-                    metric=spec.search.metric, mode=spec.search.mode,
+                    # ASHA (and Optuna) compare the judged column (scheduler.judge); checkpoints
+                    # and the ranking keep the metric itself.
+                    metric=judge_settings(spec)["column"], mode=spec.search.mode,
                     search_alg=make_searcher(spec, experiment_dir), scheduler=scheduler,
                     # A grid's runs per configuration are already in its points (one per seed).
                     num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
@@ -620,7 +634,7 @@ def main(argv: list[str] | None = None) -> int:
                         num_to_keep=spec.output.keep_checkpoints,
                         checkpoint_score_attribute=spec.search.metric,
                         checkpoint_score_order=spec.search.mode),
-                    callbacks=[guard, ResultFileCallback(guard), TensorBoardCallback(),
+                    callbacks=[guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode),
                                TrialStatusCallback(guard), SchedulerStateCallback(scheduler)],
                     progress_reporter=make_reporter(spec), verbose=1),
             )
@@ -663,6 +677,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"the ranking leaves them out; fix the cause, then rerun them: "
               f"python -m tune_app.search --resume {location}", file=sys.stderr)
         return 1
+    from tune_app.race import run_race
+
+    raced = run_race(spec, location, experiment_dir, data, interrupts, [
+        guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode, stage="race"),
+        TrialStatusCallback(guard)])
+    if raced:
+        return raced
     print(f"next: python -m tune_app.retrain_best --experiment {location}")
     return 0
 
@@ -747,7 +768,7 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     print(format_table(rows))
     if experiment.seeded:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
-              f"(retrain_best takes the first):")
+              f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]

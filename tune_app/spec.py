@@ -25,6 +25,7 @@ from tune_app.config import (
     RetrainConfig,
     SchedulerConfig,
     SearchConfig,
+    SelectConfig,
     TrialConfig,
 )
 from tune_app.errors import UsageError
@@ -60,6 +61,7 @@ class ExperimentSpec:
     output: OutputConfig
     retrain: RetrainConfig
     grid: Grid = field(default_factory=lambda: Grid({}, {}))  # the discrete domains, checked by load_spec
+    select: SelectConfig = field(default_factory=SelectConfig)
 
     def grid_points(self) -> list[dict[str, Any]]:
         """Valid grid points (dotted key -> value); invalid ones are in `self.dropped`."""
@@ -326,9 +328,13 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         resources=parsed["resources"],
         output=parsed["output"],
         retrain=parsed["retrain"],
+        select=parsed["select"],
     )
     _check_registries(spec, parser)
     _check_search(spec, parser)
+    from tune_app.spec_select import check_selection
+
+    check_selection(spec, parser, data)
     return spec
 
 

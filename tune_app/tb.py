@@ -12,7 +12,7 @@ under one `--logdir results` do not fight over it.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Optional
 
 from tensorboardX import SummaryWriter
 from tensorboardX.summary import hparams as hparams_summary
@@ -24,13 +24,21 @@ SCALARS = {
     "val_loss": "val/loss",
     "val_accuracy": "val/accuracy",
     "val_top5_accuracy": "val/top5_accuracy",
+    "val_macro_f1": "val/macro_f1",
     # Not plain "lr": every scalar of a session is also an HParams metric column, and one
     # named "lr" would sit next to the searched hyperparameter "lr" with the same header.
     "lr": "train/lr",
 }
 FLUSH_SECS = 2
-HPARAM_METRICS = ("hparams/best_val_accuracy", "hparams/last_val_accuracy", "hparams/val_loss",
-                  "hparams/epochs_run")
+
+
+def hparam_metrics(metric: str = "val_accuracy") -> tuple[str, ...]:
+    """The HParams table's metric columns: best and last of the search metric, then the loss."""
+    extra = () if metric == "val_loss" else ("hparams/val_loss",)
+    return (f"hparams/best_{metric}", f"hparams/last_{metric}", *extra, "hparams/epochs_run")
+
+
+HPARAM_METRICS = hparam_metrics()
 
 
 def _tb_value(value: Any) -> Any:
@@ -40,15 +48,16 @@ def _tb_value(value: Any) -> Any:
 class TrialWriter:
     """Scalars and HParams record of one training run, in its own folder."""
 
-    def __init__(self, logdir: str, hparams: dict[str, Any], best: float = -math.inf):
-        """best: the best val accuracy of epochs logged before (a resumed trial)."""
+    def __init__(self, logdir: str, hparams: dict[str, Any], best: Optional[float] = None,
+                 metric: str = "val_accuracy", mode: str = "max"):
+        """best: the best `metric` of epochs logged before (a resumed trial); mode: max or min."""
         # tensorboardX writes events from a background thread and flushes the file only every
         # flush_secs (default 120 s): `flush()` can run before an epoch's events are written, and
         # a running trial's latest epoch would reach TensorBoard up to two minutes late.
         self.writer = SummaryWriter(logdir=logdir, flush_secs=FLUSH_SECS)
-        self.best = best
+        self.best, self.metric, self.mode = best, metric, mode
         _, session_start, _ = hparams_summary({k: _tb_value(v) for k, v in hparams.items()},
-                                              {name: 0.0 for name in HPARAM_METRICS})
+                                              {name: 0.0 for name in hparam_metrics(metric)})
         self.writer.file_writer.add_summary(session_start)
         self.writer.flush()
 
@@ -58,12 +67,14 @@ class TrialWriter:
             value = metrics.get(key)
             if isinstance(value, (int, float)) and math.isfinite(value):
                 self.writer.add_scalar(tag, value, step)
-        val_acc = metrics.get("val_accuracy", float("nan"))
-        if val_acc == val_acc:
-            self.best = max(self.best, val_acc)
-            self.writer.add_scalar("hparams/best_val_accuracy", self.best, step)
-            self.writer.add_scalar("hparams/last_val_accuracy", val_acc, step)
-        if isinstance(metrics.get("val_loss"), float) and math.isfinite(metrics["val_loss"]):
+        value = metrics.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            better = max if self.mode == "max" else min
+            self.best = value if self.best is None else better(self.best, value)
+            self.writer.add_scalar(f"hparams/best_{self.metric}", self.best, step)
+            self.writer.add_scalar(f"hparams/last_{self.metric}", value, step)
+        if self.metric != "val_loss" and isinstance(metrics.get("val_loss"), float) \
+                and math.isfinite(metrics["val_loss"]):
             self.writer.add_scalar("hparams/val_loss", metrics["val_loss"], step)
         self.writer.add_scalar("hparams/epochs_run", step, step)
         self.writer.flush()

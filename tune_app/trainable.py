@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import sys
 import tempfile
@@ -28,6 +27,8 @@ from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoin
 from tune_app.config import TrialConfig
 from tune_app.data import DataBundle
 from tune_app.experiment import ENDED_FILE, RESULT_FILE, best_value, read_history
+from tune_app.judge import Judge
+from tune_app.metric_names import judged_column
 from tune_app.fileio import DISK_RESERVE, DiskFull, free_bytes, write_atomic, write_error, write_json_atomic
 from tune_app.tb import TrialWriter
 from tune_app.training import limit_threads, train
@@ -49,9 +50,10 @@ def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float,
-              results_dir: Optional[str] = None) -> None:
+              results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None) -> None:
     """results_dir: the experiment folder when it is on a local (or mounted) disk, whose free
-    space decides whether a checkpoint is written; None for object stores."""
+    space decides whether a checkpoint is written; None for object stores.
+    judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares."""
     sys.unraisablehook = quiet_exit_hook
     cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
     limit_threads(cfg.train, cpus)  # several trials share the node's cores
@@ -60,6 +62,9 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
+    judge = judge or {"metric": "val_accuracy", "mode": "max", "kind": "last", "ema": 0.5}
+    judged = Judge(judge["kind"], judge["mode"], judge["ema"])
+    judged.restore((resume or {}).get("judge"))
 
     node = ray.get_runtime_context().get_node_id()
     # Ray logs a line per persisted checkpoint, i.e. per epoch per trial: noise on the console.
@@ -67,9 +72,10 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
         # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
-        metrics = {**metrics, "node_id": node}
+        metrics = {**metrics, "node_id": node,
+                   judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
         with tempfile.TemporaryDirectory() as directory:
-            size = save_checkpoint(directory, state()).stat().st_size
+            size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
             free = free_bytes(results_dir) if results_dir else None
             if free is not None and free < size + DISK_RESERVE // 2:
                 # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
@@ -100,8 +106,9 @@ def explain_out_of_memory(trial: str, cfg: TrialConfig):
 
 
 def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float,
-                   results_dir: Optional[str] = None):
-    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir)
+                   results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None):
+    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir,
+                              judge=judge)
     return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
 
 
@@ -114,21 +121,25 @@ class TensorBoardCallback(LoggerCallback):
     """Writes each trial's scalars and HParams session into the trial's own folder.
 
     Runs in the driver, so it sees trials ASHA stops as well as the ones still running.
+    stage: "race" marks the runs of the race after the search (hparam `stage`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, metric: str = "val_accuracy", mode: str = "max", stage: Optional[str] = None) -> None:
         self._writers: dict[str, TrialWriter] = {}
+        self.metric, self.mode, self.stage = metric, mode, stage
 
     def log_trial_start(self, trial) -> None:
         if trial.trial_id in self._writers:
             return
         trial.init_local_path()
         hparams = {k.split(".", 1)[-1]: v for k, v in trial.config.get(HP_KEY, {}).items()}
-        hparams["trial"] = trial_dirname(trial)
+        hparams["trial"] = Path(trial.local_path).name  # the folder's name: trial_00003, race_00001
+        if self.stage:
+            hparams["stage"] = self.stage
         # A resumed trial keeps its best-so-far from the epochs before the interruption.
-        best = best_value(read_history(Path(trial.local_path) / "result.json"), "val_accuracy", "max")
-        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams,
-                                                    -math.inf if best is None else best)
+        best = best_value(read_history(Path(trial.local_path) / "result.json"), self.metric, self.mode)
+        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams, best,
+                                                    metric=self.metric, mode=self.mode)
 
     def log_trial_restore(self, trial) -> None:
         self.log_trial_start(trial)

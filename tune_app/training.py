@@ -188,9 +188,10 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceSplit, normalize: Normalize, batch_size: int = 1024,
              amp: bool = True, return_predictions: bool = False) -> dict[str, Any]:
-    """Loss, top-1 and top-5 accuracy over `data`; optionally the predicted classes."""
+    """Loss, top-1 and top-5 accuracy and macro-F1 over `data`; optionally the predicted classes."""
     model.eval()
     device = data.images.device
+    confusion = None  # true x predicted counts, kept on the device: one host sync at the end
     total_loss = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     correct5 = torch.zeros((), device=device, dtype=torch.long)
@@ -206,14 +207,32 @@ def evaluate(model: nn.Module, data: DeviceSplit, normalize: Normalize, batch_si
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices
         correct += (top[:, 0] == y).sum()
         correct5 += (top == y[:, None]).any(dim=1).sum()
+        classes = logits.shape[1]
+        counts = torch.bincount(y * classes + top[:, 0], minlength=classes * classes)
+        confusion = counts if confusion is None else confusion + counts
         if return_predictions:
             preds.append(top[:, 0])
     n = max(len(data), 1)
     out: dict[str, Any] = {"loss": (total_loss / n).item(), "accuracy": correct.item() / n,
-                           "top5_accuracy": correct5.item() / n}
+                           "top5_accuracy": correct5.item() / n,
+                           "macro_f1": macro_f1(confusion) if confusion is not None else 0.0}
     if return_predictions:
         out["predictions"] = torch.cat(preds).cpu().numpy() if preds else np.zeros(0, dtype=np.int64)
     return out
+
+
+def macro_f1(confusion: torch.Tensor) -> float:
+    """Macro-F1 from flattened confusion counts, over the classes that occur (as
+    metrics.classification_metrics computes it from predictions on the host)."""
+    classes = math.isqrt(confusion.numel())
+    cm = confusion.reshape(classes, classes).double()
+    tp, support, predicted = cm.diagonal(), cm.sum(1), cm.sum(0)
+    precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.zeros_like(tp))
+    recall = torch.where(support > 0, tp / support.clamp(min=1), torch.zeros_like(tp))
+    total = precision + recall
+    f1 = torch.where(total > 0, 2 * precision * recall / total.clamp(min=1e-12), torch.zeros_like(tp))
+    present = support > 0
+    return f1[present].mean().item() if bool(present.any()) else 0.0
 
 
 def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
@@ -268,6 +287,7 @@ def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
             "val_loss": val["loss"],
             "val_accuracy": val["accuracy"],
             "val_top5_accuracy": val["top5_accuracy"],
+            "val_macro_f1": val["macro_f1"],
             "lr": fit["lr"],
             "diverged": fit["diverged"],
             "epoch_time_s": time.perf_counter() - began,
