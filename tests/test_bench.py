@@ -90,3 +90,32 @@ def test_reference_augmentation_keeps_shape_and_applies_flip_and_crop():
     jittered = bench.reference_augment(image, AugmentConfig(brightness=0.2, contrast=0.2, saturation=0.2,
                                                             hue=0.05))
     assert jittered.shape == (12, 10, 3) and jittered.dtype == np.uint8
+
+
+def test_the_hand_procedure_is_the_same_grid_three_epochs_each_no_scheduler_no_race():
+    import yaml
+
+    from tests.conftest import REPO
+    from tune_app import bench_selection
+
+    spec = yaml.safe_load((REPO / "search_spaces" / "tiny_imagenet_cpu.yaml").read_text())
+    hand = bench_selection.hand_spec(spec, seed=7)
+    assert hand["model"] == spec["model"] and hand["dataset"] == spec["dataset"]
+    assert hand["train"]["lr"] == spec["train"]["lr"] and hand["train"]["weight_decay"] == spec["train"]["weight_decay"]
+    assert hand["train"]["epochs"] == 3 and hand["train"]["seed"] == 7
+    assert hand["scheduler"] == {"name": "none"} and hand["select"] == {"finalists": 0}
+    assert hand["retrain"]["epochs"] == 10
+    ours = bench_selection.tune_app_spec(spec, seed=7)
+    assert ours["train"]["seed"] == 7 and {k: v for k, v in ours.items() if k != "train"} == \
+        {k: v for k, v in spec.items() if k != "train"}
+    assert spec["train"]["seed"] == 42  # the shipped spec itself is left alone
+
+
+def test_the_selection_summary_averages_test_accuracy_epochs_and_time():
+    from tune_app import bench_selection
+
+    runs = [{"seed": 0, "test_accuracy": 0.10, "epochs": 46, "seconds": 100.0},
+            {"seed": 1, "test_accuracy": 0.14, "epochs": 46, "seconds": 120.0}]
+    s = bench_selection.summarise(runs)
+    assert s["test_accuracy_mean"] == pytest.approx(0.12) and s["test_accuracy_std"] == pytest.approx(0.0282842, abs=1e-6)
+    assert (s["epochs_mean"], s["epochs_max"], s["seconds_mean"]) == (46, 46, 110.0)

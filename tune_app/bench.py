@@ -79,6 +79,10 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="no dataset files: both pipelines on N generated JPEGs of the real shape and size")
     parser.add_argument("--search", metavar="SPEC",
                         help="run (d) alone: sequential grid vs tune_app.search on this grid spec")
+    parser.add_argument("--compare-selection", metavar="SPEC",
+                        help="run the hand procedure (every grid point 3 epochs, best val, retrain 10) and the "
+                             "spec's own procedure, --repeats times each, and compare their test accuracy")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions of --compare-selection (train.seed, +1, ...)")
     parser.add_argument("--cache-dir", help="cache for the timed loads (default: a fresh temporary folder)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     args = parser.parse_args(argv)
@@ -443,6 +447,19 @@ def main(argv: Optional[list[str]] = None) -> int:
         results["model"] = {"stage_channels": args.channels, "stage_blocks": args.blocks,
                             "batch_size": args.batch_size, "epochs": args.epochs}
         results["augment"] = dict(DEFAULT_AUGMENT.__dict__)
+    if args.compare_selection:
+        from tune_app import bench_selection
+
+        # Kept (and printed): the experiments behind the figures are worth a look.
+        scratch = Path(tempfile.mkdtemp(prefix="tune_app_bench_selection_"))
+        print(f"experiments: {scratch}", flush=True)
+        results["selection"] = bench_selection.compare_selection(args.compare_selection, args.repeats, scratch)
+        results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
+        print(bench_selection.table(results["selection"]))
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        return 0
     if args.search:
         with tempfile.TemporaryDirectory(prefix="tune_app_bench_") as scratch:
             results["search"] = search_comparison(args.search, Path(scratch))
