@@ -90,7 +90,7 @@ def test_retrain_of_a_running_search_proceeds_with_force_and_says_what_it_picks(
     (path / "trial_00000" / "result.json").write_text('{"epoch": 1, "val_accuracy": 0.5}\n')
     picked = []
 
-    def retrain(experiment_dir, epochs, train_on):
+    def retrain(experiment_dir, *args):
         picked.append(experiment_dir)
         raise UsageError("stopped here by the test")
 

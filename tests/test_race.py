@@ -106,7 +106,12 @@ def test_sigkill_mid_race_then_resume_finishes_the_race_without_rerunning_finish
     assert (meta["stage"], meta["status"]) == ("race finished", "finished")
     race = load_race(path)
     assert race.missing() == 0 and race.decision() is not None
-    assert len(list((path / "race").glob("race_*"))) == 6  # no run planned twice
+    runs = [r for r in (path / "race").glob("race_*") if "." not in r.name]
+    assert len(runs) == 6  # no run planned twice
+    cut = [r for r in (path / "race").glob("race_*.interrupted-*")]
+    # A run the kill cut short is set aside with its epochs, never deleted, and trained again.
+    assert cut and all(result_rows(r) for r in cut)
+    assert all(r.name.split(".")[0] in {x.name for x in runs} for r in cut)
     for name, content in done.items():  # finished race runs were not run again
         assert (path / "race" / name / "result.json").read_bytes() == content
     assert race.decision().sentence in resumed.stdout

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
@@ -152,9 +153,9 @@ def load_race(experiment_dir: Path) -> Optional[RaceResult]:
             if run["reuse"]:
                 histories[_key(run["hp"])] = read_history(experiment_dir / run["reuse"] / RESULT_FILE)
                 names[_key(run["hp"])] = run["reuse"]
-    for run_dir in sorted(race_dir.glob(f"{RUN_PREFIX}*")):
+    for run_dir in _run_dirs(race_dir):
         history = read_history(run_dir / RESULT_FILE)
-        if run_dir.is_dir() and history:
+        if history:
             hp = read_trial_params(run_dir, required=True)
             histories[_key(hp)] = history
             names[_key(hp)] = run_dir.name
@@ -184,9 +185,11 @@ def mark_stage(experiment_dir: Path, stage: str, status: str, planned: dict[str,
 
 
 def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path, data: "DataBundle",
-             interrupts: Any, callbacks: list) -> int:
+             interrupts: Any, callbacks: list, storage: tuple[str, Any]) -> int:
     """Plan (or reload the plan of) the race and run its unfinished runs through Tune; print the
     race table and the decision. interrupts: search._Interrupts (its count says Ctrl-C/SIGTERM).
+    storage: (experiment path, filesystem) as the search gives them to Ray, so the race's
+    pickles and checkpoints are signed like the search's (tune_app.integrity).
     0 = decided (or no race), 1 = a run failed, 130 = interrupted."""
     from ray import tune
 
@@ -218,8 +221,14 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
         # runs left: after a kill, Tune's last snapshot can name a checkpoint that num_to_keep
         # has deleted since, and Tuner.restore then fails that run. Race runs are short.
         names = RunNames(planned)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
         for hp in todo:
-            shutil.rmtree(race_dir / names.of(hp), ignore_errors=True)
+            unfinished = race_dir / names.of(hp)
+            if read_history(unfinished / RESULT_FILE):
+                # Set aside, never deleted: the cut run's curves stay readable in TensorBoard.
+                unfinished.rename(race_dir / f"{unfinished.name}.interrupted-{stamp}")
+            elif unfinished.exists():
+                shutil.rmtree(unfinished)  # a folder Tune made for a run that never reported
         tuner = tune.Tuner(
             trainable,
             param_space={"hp": tune.grid_search(todo)},
@@ -228,7 +237,7 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
                 max_concurrent_trials=spec.search.max_concurrent or None,
                 trial_dirname_creator=names, trial_name_creator=names),
             run_config=tune.RunConfig(
-                name=RACE_DIR, storage_path=str(location),
+                name=RACE_DIR, storage_path=storage[0], storage_filesystem=storage[1],
                 failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
                 checkpoint_config=tune.CheckpointConfig(
                     num_to_keep=spec.output.keep_checkpoints,
@@ -271,7 +280,12 @@ def _run_done(result: Optional[RaceResult], hp: dict[str, Any], epochs: int) -> 
 def _failed_runs(race_dir: Path) -> list[Path]:
     from tune_app.experiment import read_ended
 
-    return [d for d in sorted(race_dir.glob(f"{RUN_PREFIX}*")) if d.is_dir() and read_ended(d) == "ERROR"]
+    return [d for d in _run_dirs(race_dir) if read_ended(d) == "ERROR"]
+
+
+def _run_dirs(race_dir: Path) -> list[Path]:
+    """The race's run folders; a cut run set aside on resume (race_00003.interrupted-...) is not one."""
+    return [d for d in sorted(race_dir.glob(f"{RUN_PREFIX}*")) if d.is_dir() and d.name[len(RUN_PREFIX):].isdigit()]
 
 
 class RunNames:

@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
@@ -351,11 +352,13 @@ def check_writable(root: Location) -> None:
         raise UsageError(f"'{blocker}' is a file, so no results folder can be made under it",
                          file=str(folder), key="output.results_dir",
                          fix="set output.results_dir (or --storage) to a folder path")
+    # Probed where the folder is or will be made, but not made: a later check may still refuse
+    # the run, and a refused run leaves nothing behind.
+    base = folder if folder.is_dir() else blocker
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".tune_app-write-test-{os.getpid()}"
-        probe.write_bytes(b"x")
-        probe.unlink()
+        handle, probe = tempfile.mkstemp(prefix=".tune_app-write-test-", dir=base)
+        os.close(handle)
+        os.unlink(probe)
     except OSError as err:
         raise write_error(err, folder / "x") from None
     free = free_bytes(folder)
@@ -681,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raced = run_race(spec, location, experiment_dir, data, interrupts, [
         guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode, stage="race"),
-        TrialStatusCallback(guard)])
+        TrialStatusCallback(guard)], storage=(path, fs))
     if raced:
         return raced
     print(f"next: python -m tune_app.retrain_best --experiment {location}")
