@@ -185,7 +185,7 @@ def mark_stage(experiment_dir: Path, stage: str, status: str, planned: dict[str,
 
 
 def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path, data: "DataBundle",
-             interrupts: Any, callbacks: list, storage: tuple[str, Any]) -> int:
+             interrupts: Any, callbacks: list, storage: tuple[str, Any], reporter: Any = None) -> int:
     """Plan (or reload the plan of) the race and run its unfinished runs through Tune; print the
     race table and the decision. interrupts: search._Interrupts (its count says Ctrl-C/SIGTERM).
     storage: (experiment path, filesystem) as the search gives them to Ray, so the race's
@@ -243,7 +243,7 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
                     num_to_keep=spec.output.keep_checkpoints,
                     checkpoint_score_attribute=spec.search.metric,
                     checkpoint_score_order=spec.search.mode),
-                callbacks=callbacks, verbose=1),
+                callbacks=callbacks, progress_reporter=reporter, verbose=1),
         )
         try:
             tuner.fit()

@@ -684,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raced = run_race(spec, location, experiment_dir, data, interrupts, [
         guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode, stage="race"),
-        TrialStatusCallback(guard)], storage=(path, fs))
+        TrialStatusCallback(guard)], storage=(path, fs), reporter=make_reporter(spec))
     if raced:
         return raced
     print(f"next: python -m tune_app.retrain_best --experiment {location}")
