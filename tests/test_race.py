@@ -20,7 +20,8 @@ from tune_app.race import load_race
 # Two configurations run out (no ASHA), 2 epochs: a race over seeds 0 and 1 at 2 epochs reuses
 # each finalist's seed-0 search trial and trains only the seed-1 runs.
 REUSE = {"model": {"groups": 2}, "train": {"epochs": 2, "lr": {"grid": [1.0e-3, 3.0e-3]}},
-         "scheduler": {"name": "none"}, "select": {"finalists": 2, "seeds": 2}}  # retrain.epochs 3: not for a race pick
+         "scheduler": {"name": "none"}, "select": {"finalists": 2, "seeds": 2},
+         "retrain": {"epochs": 0}}  # 0: the pick retrains for the race's epochs
 
 
 @pytest.mark.slow

@@ -166,8 +166,8 @@ class OutputConfig:
 
 @dataclass
 class RetrainConfig:
-    epochs: int = doc("epochs of the final retraining when no race picked the configuration (with a race: "
-                      "the race's epochs, the length it was judged at); 0 = the search's train.epochs", 0)
+    epochs: int = doc("epochs of the final retraining; 0 = the length the pick was judged at (the race's "
+                      "epochs after a race, else the search's train.epochs)", 0)
     train_on: Literal["train", "train+val"] = doc("data the final model trains on", "train")
 
 

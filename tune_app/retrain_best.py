@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tune_app.retrain_best", description=description)
     p.add_argument("--experiment", metavar="DIR", help="experiment folder (default: the newest under --results)")
     p.add_argument("--results", default="results", help="where to look for the newest experiment")
-    p.add_argument("--epochs", type=int, help="final epochs (default: the race's epochs when a race picked the "
-                                              "configuration, else retrain.epochs of the spec)")
+    p.add_argument("--epochs", type=int, help="final epochs (default: retrain.epochs of the spec; if 0, the "
+                                              "epochs the pick was judged at: the race's, else train.epochs)")
     p.add_argument("--train-on", choices=["train", "train+val"], help="data to retrain on (default: the spec's)")
     p.add_argument("--force", action="store_true",
                    help="retrain even while the search is still running (its current leader, however few "
@@ -91,10 +91,10 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     experiment = load_experiment(experiment_dir)
     choice = choose(experiment)
     metric, mode = experiment.metric, experiment.mode
-    # A race's pick trains for the epochs the race judged it at: its numbers are about that
-    # length. Without a race, retrain.epochs (0 = the search's train.epochs) as before.
-    epochs = epochs or (choice.epochs if choice.stage == "race" else
-                        experiment.meta["retrain"]["epochs"] or choice.epochs)
+    # retrain.epochs when the spec sets it (a final model may deserve more epochs than any
+    # comparison could afford); 0 = the length the pick was judged at: the race's epochs, or
+    # the search's train.epochs.
+    epochs = epochs or experiment.meta["retrain"]["epochs"] or choice.epochs
     first_seed = choice.details["seeds"][0] if choice.stage == "race" else choice.details["seed"]
     cfg = choice.config(experiment, first_seed)
     train_on = train_on or experiment.meta["retrain"]["train_on"]
