@@ -12,7 +12,6 @@ epochs (search + race + retraining) and its wall time.
 from __future__ import annotations
 
 import copy
-import json
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import yaml
 
 from tune_app.errors import UsageError
+from tune_app.fileio import read_json
 
 HAND_EPOCHS = 3  # every grid point, as the reference projects trained them
 HAND_RETRAIN_EPOCHS = 10
@@ -59,7 +59,8 @@ def run_procedure(spec: dict[str, Any], name: str, storage: Path) -> dict[str, A
                 tail = "\n".join(log.read_text().splitlines()[-15:])
                 raise RuntimeError(f"{' '.join(command[:1])} failed for {name}:\n{tail}")
     seconds = time.perf_counter() - began
-    metrics = json.loads((storage / name / "best" / "metrics.json").read_text())
+    metrics = read_json(storage / name / "best" / "metrics.json", what="retrain-best's metrics",
+                        fix=f"see {log}")
     return {"test_accuracy": metrics["test"]["accuracy"], "epochs": metrics["procedure_epochs"]["total"],
             "epochs_by_stage": metrics["procedure_epochs"], "seconds": seconds,
             "picked": {k.split(".", 1)[-1]: v for k, v in metrics["hparams"].items()},

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from tune_app.config import TrialConfig
 from tune_app.errors import UsageError
-from tune_app.fileio import read_json, write_json_atomic  # noqa: F401 (write_json_atomic: re-exported)
+from tune_app.fileio import read_json
 from tune_app.spec import SEED_KEY, decode_hparams
 
 

@@ -408,7 +408,7 @@ def ray_destination(location: Location):
 def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
     from dataclasses import asdict
 
-    from tune_app.experiment import write_json_atomic
+    from tune_app.fileio import write_json_atomic
 
     meta = {
         "spec_path": spec.path,
