@@ -19,3 +19,12 @@ def test_every_spec_key_is_documented():
 def test_every_search_space_file_is_listed():
     for path in (Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml"):
         assert f"search_spaces/{path.name}" in README
+
+
+def test_the_spec_table_is_the_one_config_py_generates():
+    """Rows are generated from the field docs (scripts/spec_reference.py --write), so a changed
+    default or meaning cannot leave a stale row behind."""
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1] / "scripts" / "spec_reference.py"))
+    assert script["table"]() in README

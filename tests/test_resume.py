@@ -88,7 +88,7 @@ def test_asha_state_survives_the_snapshot_a_resume_restores():
 
     from ray.tune.schedulers import ASHAScheduler
 
-    from tune_app.trainable import SchedulerStateCallback
+    from tune_app.tuner.callbacks import SchedulerStateCallback
 
     def asha():
         s = ASHAScheduler(time_attr="training_iteration", max_t=8, grace_period=1, reduction_factor=2)

@@ -161,7 +161,7 @@ def test_seed_grid_and_grid_repeats_conflict(write_spec):
 
 
 def test_live_table_shows_the_seed_only_when_configurations_repeat(write_spec):
-    from tune_app.search import make_reporter
+    from tune_app.tuner.reporter import make_reporter
 
     columns = make_reporter(load_spec(write_spec({"search": {"num_samples": 2}})))._parameter_columns
     assert columns["hp/train.seed"] == "seed" and columns["hp/train.lr"] == "lr"

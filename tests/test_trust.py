@@ -71,7 +71,8 @@ def interrupted(tmp_path_factory) -> Path:
 
 def restored_checkpoint(exp: Path) -> Path | None:
     """The checkpoint Tune restores for an unfinished trial, as the experiment state names it."""
-    from tune_app.search import restored_checkpoints, ray_storage
+    from tune_app.search import ray_storage
+    from tune_app.tuner.build import restored_checkpoints
     from tune_app.storage import Location
 
     path, fs = ray_storage(Location(exp))

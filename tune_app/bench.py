@@ -50,8 +50,8 @@ from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD, Split
 from tune_app.data.presets import PRESETS
 from tune_app.errors import UsageError, cli_entry
 from tune_app.models import build_model
-from tune_app.training import (DeviceSplit, Normalize, _autocast, gpu_features, make_optimizer,
-                               make_schedule, train_one_epoch)
+from tune_app.training import (DeviceSplit, Normalize, gpu_features, make_optimizer,
+                               make_schedule, train_one_epoch, train_step)
 
 # The Tiny ImageNet project's augmentations (search_spaces/tiny_imagenet_grid.yaml).
 DEFAULT_AUGMENT = AugmentConfig(hflip=0.5, crop_padding=4, brightness=0.2, contrast=0.2,
@@ -158,13 +158,7 @@ class Trainer:
 
     def step(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """The step train_one_epoch takes, for batches that arrive from a DataLoader."""
-        if gpu_features(self.device):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(self.device, self.cfg.amp):
-            loss = self.loss_fn(self.model(x).float(), y)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        train_step(self.model, self.optimizer, self.loss_fn, x, y, self.cfg.amp)
         self.schedule.step()
 
 

@@ -23,6 +23,7 @@ import yaml
 
 from tune_app.errors import UsageError
 from tune_app.fileio import read_json
+from tune_app.hparams import shown
 
 HAND_EPOCHS = 3  # every grid point, as the reference projects trained them
 HAND_RETRAIN_EPOCHS = 10
@@ -63,7 +64,7 @@ def run_procedure(spec: dict[str, Any], name: str, storage: Path) -> dict[str, A
                         fix=f"see {log}")
     return {"test_accuracy": metrics["test"]["accuracy"], "epochs": metrics["procedure_epochs"]["total"],
             "epochs_by_stage": metrics["procedure_epochs"], "seconds": seconds,
-            "picked": {k.split(".", 1)[-1]: v for k, v in metrics["hparams"].items()},
+            "picked": shown(metrics["hparams"]),
             "chosen_by": metrics.get("chosen_by", {}).get("stage")}
 
 

@@ -139,7 +139,7 @@ def overfit(s: Setup, images: int, max_steps: int, target: float) -> dict[str, A
 
     from tune_app.augment import Augment
     from tune_app.config import AugmentConfig
-    from tune_app.training import make_optimizer
+    from tune_app.training import make_optimizer, train_step
 
     model = s.model()
     model.train()
@@ -151,16 +151,16 @@ def overfit(s: Setup, images: int, max_steps: int, target: float) -> dict[str, A
     y = s.train.labels[index]
     loss_fn = nn.CrossEntropyLoss()
     losses: list[float] = []
-    for _ in range(max_steps):
-        loss = loss_fn(model(x).float(), y)
+
+    def keep_going(logits, loss) -> bool:
         if not torch.isfinite(loss):
-            break
+            return False
         losses.append(loss.item())
-        if losses[-1] < target:
+        return losses[-1] >= target
+
+    for _ in range(max_steps):
+        if not train_step(model, optimizer, loss_fn, x, y, s.cfg.train.amp, keep_going)[2]:
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
     with torch.no_grad():
         logits = model(x).float()
         final_loss = loss_fn(logits, y).item()
@@ -176,7 +176,7 @@ def lr_range_test(s: Setup, start: float, end: float, steps: int, beta: float = 
     from torch import nn
 
     from tune_app.augment import Augment
-    from tune_app.training import make_optimizer
+    from tune_app.training import make_optimizer, train_step
 
     model = s.model()
     model.train()
@@ -198,13 +198,11 @@ def lr_range_test(s: Setup, start: float, end: float, steps: int, beta: float = 
             order, position = s.batch_order(s.cfg.train.seed + epoch), 0
         index = order[position:position + batch]
         position += batch
-        loss = loss_fn(model(s.normalize(augment(s.train.images[index]))).float(), s.train.labels[index])
-        if not torch.isfinite(loss):
+        _, loss, updated = train_step(model, optimizer, loss_fn, s.normalize(augment(s.train.images[index])),
+                                      s.train.labels[index], s.cfg.train.amp, lambda _, loss: bool(torch.isfinite(loss)))
+        if not updated:
             stopped = "loss not finite"
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
         # Bias-corrected exponential moving average, so the first steps are not pulled to 0.
         # beta 0.9 lags ~10 steps (0.6 decades of lr over 100 steps); fastai's 0.98 lags
         # ~50 steps, which moves the minimum, and so the suggestion, several times too high.

@@ -115,23 +115,34 @@ class TrialConfig:
 
 @dataclass
 class SearchConfig:
-    algorithm: Literal["grid", "optuna"] = doc("grid: every grid point; optuna: TPE sampling", "grid")
+    algorithm: Literal["grid", "random", "optuna"] = doc(
+        "grid: every grid point; random: num_samples configurations drawn at random from the domains; "
+        "optuna: num_samples trials proposed by Optuna's search.sampler", "grid")
+    sampler: Optional[Literal["tpe", "gp", "cmaes", "random", "qmc"]] = doc(
+        "algorithm optuna only: Optuna's sampler (tpe, gp = Gaussian process, cmaes, random, qmc = "
+        "quasi-Monte Carlo), seeded by search.seed; left out = tpe", None)
     num_samples: int = doc("grid: runs of each configuration, seeded train.seed, +1, ... (the ranking "
-                           "averages them); optuna: number of trials", 1)
+                           "averages them); random, optuna: number of trials", 1)
     metric: str = doc("metric the search, ASHA, the ranking, the race and retrain_best judge by: "
                       "val_accuracy, val_loss, val_top5_accuracy or val_macro_f1", "val_accuracy")
     mode: Literal["max", "min"] = doc("max or min; left out = the metric's natural direction "
                                       "(min for val_loss, max for the others)", "max")
-    seed: int = doc("seed of the searcher (optuna TPE)", 0)
+    seed: int = doc("seed of the searcher (random draws, Optuna's sampler)", 0)
     max_concurrent: int = doc("trials running at once; 0 = as many as resources allow", 0)
     max_failures: int = doc("times a crashed trial is restarted from its last checkpoint", 2)
 
 
 @dataclass
 class SchedulerConfig:
-    name: Literal["asha", "none"] = doc("asha: stop poor trials early; none: run every trial out", "asha")
-    grace_period: int = doc("epochs every trial runs before ASHA may stop it", 1)
-    reduction_factor: float = doc("ASHA keeps 1/reduction_factor of the trials at each rung", 2.0)
+    name: Literal["asha", "hyperband", "median", "pbt", "none"] = doc(
+        "asha: asynchronous successive halving; hyperband: synchronous HyperBand (its epoch budget is "
+        "known up front); median: the median stopping rule; pbt: population based training (mutates "
+        "searched train values mid-run); none: run every trial out", "asha")
+    grace_period: int = doc("epochs every trial runs before asha or median may stop it", 1)
+    reduction_factor: float = doc("asha, hyperband: keep 1/reduction_factor of the trials at each rung", 2.0)
+    perturbation_interval: int = doc("pbt: epochs between two perturbations (must be < train.epochs)", 2)
+    quantile_fraction: float = doc("pbt: the worst fraction of trials copies one of the best fraction, "
+                                   "in (0, 0.5]", 0.25)
     # Default last: what ASHA compared before the option existed; best/ema become the default
     # only if the Tiny ImageNet bench (BENCHMARKS.md) shows they pick better configurations.
     judge: Literal["last", "best", "ema"] = doc(

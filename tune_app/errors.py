@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 USAGE_EXIT = 2
 INTERRUPTED_EXIT = 130
@@ -47,3 +48,10 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
             return INTERRUPTED_EXIT
 
     return wrapper
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str:
+    """The fix for an unknown name: the closest valid one, else all of them."""
+    options = list(options)
+    close = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(options))}"

@@ -21,7 +21,8 @@ from typing import Any, Optional
 from tune_app.config import TrialConfig
 from tune_app.errors import UsageError
 from tune_app.fileio import read_json
-from tune_app.spec import SEED_KEY, decode_hparams
+from tune_app.hparams import HP_KEY, decode, shown, unwrap
+from tune_app.spec import SEED_KEY
 
 
 ENDED_FILE = "ended.json"  # written into a trial's folder when it really ends (see trainable)
@@ -115,7 +116,7 @@ class Experiment:
         return TrialConfig.from_dict(self.meta["base"])
 
     def trial_config(self, trial: TrialRecord) -> TrialConfig:
-        return self.base_config().with_overrides(decode_hparams(trial.hparams))
+        return self.base_config().with_overrides(decode(trial.hparams))
 
     def ranked(self) -> list[TrialRecord]:
         """Trials with at least one epoch, best first by the search metric.
@@ -172,7 +173,7 @@ class Experiment:
             mean = config.mean(self.metric, self.mode) if bests else None
             rows.append({
                 "rank": rank if bests else None,
-                **{k.split(".", 1)[-1]: v for k, v in config.hparams.items()},
+                **shown(config.hparams),
                 "seeds": len(config.trials),
                 f"mean_best_{self.metric}": mean,
                 "std": config.std(self.metric, self.mode),
@@ -190,7 +191,7 @@ class Experiment:
             rows.append({
                 "rank": rank if trial.best(self.metric, self.mode) is not None else None,
                 "trial": trial.name,
-                **{k.split(".", 1)[-1]: v for k, v in trial.hparams.items()},
+                **shown(trial.hparams),
                 "epochs": trial.epochs_run,
                 f"best_{self.metric}": trial.best(self.metric, self.mode),
                 "val_loss": trial.last("val_loss"),
@@ -270,7 +271,7 @@ def read_meta(path: Path) -> dict[str, Any]:
 
 
 def read_trial_params(trial_dir: Path, required: bool) -> dict[str, Any]:
-    """The trial's searched values ("hp" in Ray's params.json).
+    """The trial's searched values (tune_app.hparams: "hp" in Ray's params.json).
 
     Without them a trial's results cannot be tied to a configuration: guessing (the base
     config) would retrain something the search never ran under that trial's name. A trial
@@ -282,10 +283,11 @@ def read_trial_params(trial_dir: Path, required: bool) -> dict[str, Any]:
     params = read_json(params_file, what="the trial's configuration",
                        fix="resume the search (--resume) so Ray writes it again, or leave this trial out "
                            "by moving its folder elsewhere")
-    if not isinstance(params, dict) or not isinstance(params.get("hp"), dict):
-        raise UsageError("the trial's configuration has no 'hp' mapping", file=str(params_file),
+    hparams = unwrap(params)
+    if hparams is None:
+        raise UsageError(f"the trial's configuration has no '{HP_KEY}' mapping", file=str(params_file),
                          fix="resume the search (--resume) so Ray writes it again")
-    return params["hp"]
+    return hparams
 
 
 def newest_experiment(results_dir: str | Path) -> Path:

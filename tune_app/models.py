@@ -8,12 +8,17 @@ Every conv is followed by BatchNorm and ReLU.
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import nn
 
 from tune_app.config import ModelConfig
+from tune_app.registry import Registry
+
+
+# name -> model class: built as cls(cfg, num_classes, in_channels); its static `problem(cfg)` says
+# why a configuration cannot be built (None if it can), checked for every grid point at start-up
+# so an invalid combination is dropped or refused before any trial runs.
+MODELS: Registry[type] = Registry("model", "model.name")
 
 
 def _conv_bn_relu(cin: int, cout: int, groups: int, bias: bool) -> list[nn.Module]:
@@ -27,6 +32,7 @@ def stage_blocks(cfg: ModelConfig) -> list[int]:
     return list(cfg.stage_blocks)
 
 
+@MODELS.register("stage_cnn")
 class StageCNN(nn.Module):
     def __init__(self, cfg: ModelConfig, num_classes: int, in_channels: int = 3):
         super().__init__()
@@ -51,39 +57,33 @@ class StageCNN(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(cin, num_classes)
 
+    @staticmethod
+    def problem(cfg: ModelConfig) -> str | None:
+        blocks = stage_blocks(cfg)
+        if len(blocks) != len(cfg.stage_channels):
+            return (f"stage_blocks has {len(blocks)} entries but stage_channels has "
+                    f"{len(cfg.stage_channels)}")
+        if cfg.block == "conv" and cfg.groups != 1:
+            return "groups only applies to block: conv_gconv"
+        if cfg.block == "conv_gconv":
+            bad = [c for c in cfg.stage_channels if c % cfg.groups]
+            if bad:
+                return f"groups={cfg.groups} does not divide stage channels {bad}"
+        return None
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pool(self.features(x)).flatten(1)
         return self.head(self.dropout(x))
 
 
-def _stage_cnn_problem(cfg: ModelConfig) -> str | None:
-    blocks = stage_blocks(cfg)
-    if len(blocks) != len(cfg.stage_channels):
-        return (f"stage_blocks has {len(blocks)} entries but stage_channels has "
-                f"{len(cfg.stage_channels)}")
-    if cfg.block == "conv" and cfg.groups != 1:
-        return "groups only applies to block: conv_gconv"
-    if cfg.block == "conv_gconv":
-        bad = [c for c in cfg.stage_channels if c % cfg.groups]
-        if bad:
-            return f"groups={cfg.groups} does not divide stage channels {bad}"
-    return None
-
-
-# name -> (constructor(cfg, num_classes, in_channels), validity check)
-MODELS: dict[str, tuple[Callable[..., nn.Module], Callable[[ModelConfig], str | None]]] = {
-    "stage_cnn": (StageCNN, _stage_cnn_problem),
-}
-
-
 def model_problem(cfg: ModelConfig) -> str | None:
     if cfg.name not in MODELS:
         return f"unknown model '{cfg.name}'"
-    return MODELS[cfg.name][1](cfg)
+    return MODELS[cfg.name].problem(cfg)
 
 
 def build_model(cfg: ModelConfig, num_classes: int, in_channels: int = 3) -> nn.Module:
-    return MODELS[cfg.name][0](cfg, num_classes, in_channels)
+    return MODELS[cfg.name](cfg, num_classes, in_channels)
 
 
 def count_parameters(model: nn.Module) -> int:

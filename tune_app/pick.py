@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 from tune_app.config import TrialConfig
 from tune_app.experiment import Experiment
-from tune_app.spec import SEED_KEY, decode_hparams
+from tune_app.hparams import decode
+from tune_app.spec import SEED_KEY
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Choice:
     details: dict[str, Any] = field(default_factory=dict)  # interval, runner-up, per-seed values
 
     def config(self, experiment: Experiment, seed: int) -> TrialConfig:
-        return experiment.base_config().with_overrides({**decode_hparams(self.hparams), SEED_KEY: seed,
+        return experiment.base_config().with_overrides({**decode(self.hparams), SEED_KEY: seed,
                                                         "train.epochs": self.epochs})
 
 

@@ -22,6 +22,7 @@ from tune_app.experiment import (EXPERIMENT_FILE, RESULT_FILE, Experiment, best_
                                  read_history, read_meta, read_trial_params)
 from tune_app.fileio import read_json, write_json_atomic
 from tune_app.selection import Decision, Finalist, decide, mean_interval
+from tune_app.hparams import decode, unwrap
 from tune_app.spec import SEED_KEY
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ def label(hparams: dict[str, Any]) -> str:
 def plan(experiment: Experiment, spec: "ExperimentSpec", num_classes: int, channels: int) -> Optional[dict[str, Any]]:
     """The race's runs, or None when fewer than two configurations qualify."""
     from tune_app.models import build_model, count_parameters
-    from tune_app.spec import decode_hparams
 
     metric, mode = experiment.metric, experiment.mode
     ranked = [c for c in experiment.configurations() if c.bests(metric, mode)]
@@ -75,7 +75,7 @@ def plan(experiment: Experiment, spec: "ExperimentSpec", num_classes: int, chann
     seeds = [spec.base.train.seed + i for i in range(spec.select.seeds)]
     entries = []
     for rank, config in finalists:
-        cfg = experiment.base_config().with_overrides(decode_hparams(config.hparams))
+        cfg = experiment.base_config().with_overrides(decode(config.hparams))
         runs = []
         for seed in seeds:
             hp = {**config.hparams, SEED_KEY: seed}
@@ -185,16 +185,15 @@ def mark_stage(experiment_dir: Path, stage: str, status: str, planned: dict[str,
 
 
 def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path, data: "DataBundle",
-             interrupts: Any, callbacks: list, storage: tuple[str, Any], reporter: Any = None) -> int:
+             interrupts: Any, guard: Any, storage: tuple[str, Any]) -> int:
     """Plan (or reload the plan of) the race and run its unfinished runs through Tune; print the
     race table and the decision. interrupts: search._Interrupts (its count says Ctrl-C/SIGTERM).
     storage: (experiment path, filesystem) as the search gives them to Ray, so the race's
     pickles and checkpoints are signed like the search's (tune_app.integrity).
     0 = decided (or no race), 1 = a run failed, 130 = interrupted."""
-    from ray import tune
-
     from tune_app.experiment import load_experiment
-    from tune_app.trainable import make_trainable
+    from tune_app.tuner.build import race_tuner
+    from tune_app.tuner.trainable import make_trainable
 
     race_dir = experiment_dir / RACE_DIR
     planned = read_json(race_dir / PLAN_FILE, what="the race's plan", missing_ok=True,
@@ -229,22 +228,8 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
                 unfinished.rename(race_dir / f"{unfinished.name}.interrupted-{stamp}")
             elif unfinished.exists():
                 shutil.rmtree(unfinished)  # a folder Tune made for a run that never reported
-        tuner = tune.Tuner(
-            trainable,
-            param_space={"hp": tune.grid_search(todo)},
-            tune_config=tune.TuneConfig(
-                metric=spec.search.metric, mode=spec.search.mode, reuse_actors=True,
-                max_concurrent_trials=spec.search.max_concurrent or None,
-                trial_dirname_creator=names, trial_name_creator=names),
-            run_config=tune.RunConfig(
-                name=RACE_DIR, storage_path=storage[0], storage_filesystem=storage[1],
-                failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                checkpoint_config=tune.CheckpointConfig(
-                    num_to_keep=spec.output.keep_checkpoints,
-                    checkpoint_score_attribute=spec.search.metric,
-                    checkpoint_score_order=spec.search.mode),
-                callbacks=callbacks, progress_reporter=reporter, verbose=1),
-        )
+        # The race is a Tune experiment of its own, in the search's folder: race/.
+        tuner = race_tuner(spec, trainable, todo, names, (storage[0], RACE_DIR, storage[1]), guard)
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -301,7 +286,7 @@ class RunNames:
         return f"{RUN_PREFIX}{self.index[_key(hp)]:05d}"
 
     def __call__(self, trial) -> str:
-        return self.of(trial.config["hp"])
+        return self.of(unwrap(trial.config))
 
 
 # --------------------------------------------------------------------------- table

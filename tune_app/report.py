@@ -22,6 +22,7 @@ from tune_app.config import SchedulerConfig
 from tune_app.errors import UsageError, cli_entry
 from tune_app.experiment import Experiment, TrialRecord, best_row, load_experiment
 from tune_app.fileio import read_json, save_figure_atomic, write_atomic, write_text_atomic
+from tune_app.hparams import field_name
 
 REPORT_FILE = "report.md"
 FIGURES_DIR = "report"
@@ -38,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def short(key: str) -> str:
-    return key.split(".", 1)[-1]
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -168,7 +167,7 @@ def plot_hparam_effects(exp: Experiment, path: Path) -> bool:
         statuses = [t.status(exp.max_epochs) for t in trials]
         numeric = all(map(_is_number, values))
         log = numeric and all(v > 0 for v in values) and (
-            domain["kind"] == "loguniform" or short(key) in LOG_SCALE_FIELDS)
+            domain["kind"] == "loguniform" or field_name(key) in LOG_SCALE_FIELDS)
         if domain["kind"] in ("uniform", "loguniform", "randint") and numeric:
             x = np.array(values, dtype=float)
             if log:
@@ -191,7 +190,7 @@ def plot_hparam_effects(exp: Experiment, path: Path) -> bool:
         best = [i for i, t in enumerate(trials) if t.name == best_name]
         ax.scatter(x[best], [scores[i] for i in best], marker="*", s=180, color="tab:red", zorder=4,
                    label=f"best ({best_name})")
-        ax.set_xlabel(short(key) + (" (log scale)" if log else ""))
+        ax.set_xlabel(field_name(key) + (" (log scale)" if log else ""))
         ax.set_ylabel(f"best {metric}")
         ax.grid(True, alpha=0.3)
     # Every panel shows the same trials, so one legend (without duplicates) serves them all.
@@ -381,7 +380,7 @@ def header_lines(exp: Experiment) -> list[str]:
              f"Search status: **{meta.get('status', 'unknown')}**.", ""]
     if any(not t.diverged for t in exp.ranked()):
         best = exp.best_trial()
-        hp = ", ".join(f"{short(k)}={v}" for k, v in best.hparams.items()) or "no searched fields"
+        hp = ", ".join(f"{field_name(k)}={v}" for k, v in best.hparams.items()) or "no searched fields"
         epoch = _best_epoch(best, exp.metric, exp.mode).get("epoch")
         picked = (f" It is the best run of the configuration with the best mean over "
                   f"{search.get('num_samples')} seeds (see Configurations)." if exp.seeded else "")

@@ -154,11 +154,12 @@ def _train_and_test(cfg: "TrialConfig", data: "DataBundle", train_split: "Split"
                     choice: "Choice", metric: str, mode: str, index: int) -> tuple[Any, Any, dict, dict]:
     """One retraining (seed cfg.train.seed) and its single evaluation on the test split:
     (model, TrainResult, evaluate's numbers, classification_metrics of the predictions)."""
+    from tune_app.hparams import shown
     from tune_app.metrics import classification_metrics
     from tune_app.tb import TrialWriter
     from tune_app.training import DeviceSplit, Normalize, evaluate, train
 
-    hparams = {k.split(".", 1)[-1]: v for k, v in choice.hparams.items()}
+    hparams = shown(choice.hparams)
     suffix = f" seed {cfg.train.seed}" if index else ""
     writer = TrialWriter(str(out / ("tb" if not index else f"tb-seed{cfg.train.seed}")),
                          {**hparams, "trial": f"retrain of {choice.run}{suffix}"}, metric=metric, mode=mode)

@@ -12,7 +12,6 @@ import os
 import posixpath
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from tune_app.flags import check_count, check_interface, check_port
 from tune_app.lock import holder, owner_fields
 from tune_app.names import check_name
 from tune_app.ray_network import keep_local_ray_on_loopback
-from tune_app.spec import SEED_KEY, Domain, ExperimentSpec, encode_choice, load_spec
+from tune_app.spec import ExperimentSpec, load_spec
 from tune_app.storage import Location, is_uri
 
 # Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
@@ -88,6 +87,7 @@ LIST_LIMIT = 100  # --dry-run lists configurations (and builds architectures) on
 def describe_trials(spec: ExperimentSpec) -> str:
     from tune_app.data import describe_dataset
     from tune_app.experiment import format_table
+    from tune_app.tuner import searchers
 
     num_classes, channels = describe_dataset(spec.base.dataset)
     grid = spec.grid
@@ -99,12 +99,8 @@ def describe_trials(spec: ExperimentSpec) -> str:
     epochs = spec.base.train.epochs
     n = spec.trial_count()
     lines = [f"spec: {spec.path}   dataset: {spec.base.dataset.name} ({num_classes} classes)"]
-    if spec.search.algorithm == "grid":
-        seeds = spec.seeds
-        lines.append(f"grid: {configurations} configurations x {len(seeds)} seed(s) "
-                     f"(train.seed {', '.join(map(str, seeds))}) = {n} trials")
-    else:
-        lines.append(f"optuna TPE (seed {spec.search.seed}): {n} trials over")
+    lines.append(searchers.describe(spec))
+    if not searchers.enumerates(spec):
         lines += [f"  {key}: {dom.describe()}" for key, dom in spec.space.items()]
         lines.append("model variants it can sample:")
     if configurations <= LIST_LIMIT:
@@ -121,9 +117,9 @@ def describe_trials(spec: ExperimentSpec) -> str:
             lines.append(f"... and {len(architectures) - LIST_LIMIT} more architectures")
     lines += _dropped_lines(spec, "dropped before launch")
     budget = f"epoch budget: at most {n * epochs} epochs ({n} trials x {epochs})"
-    if spec.scheduler.name == "asha":
-        budget += (f"; ASHA may stop a trial after {spec.scheduler.rungs(epochs)} epochs "
-                   f"(keeps 1/{spec.scheduler.reduction_factor:g} each rung)")
+    scheduled = searchers.describe_budget(spec)
+    if scheduled:
+        budget += f"; {scheduled}"
     lines.append(budget)
     from tune_app.race import budget_line
 
@@ -163,9 +159,10 @@ def cpu_variant(spec: ExperimentSpec) -> Optional[Path]:
 def _parameters(spec: ExperimentSpec, arch: dict[str, Any], num_classes: int, channels: int) -> int:
     from dataclasses import replace
 
+    from tune_app.hparams import shown
     from tune_app.models import build_model, count_parameters
 
-    model = replace(spec.base.model, **{key.split(".", 1)[1]: value for key, value in arch.items()})
+    model = replace(spec.base.model, **shown(arch))
     return count_parameters(build_model(model, num_classes, channels))
 
 
@@ -178,123 +175,6 @@ def _dropped_lines(spec: ExperimentSpec, prefix: str) -> list[str]:
     if len(dropped) > LIST_LIMIT:
         lines.append(f"{prefix}: ... and {len(dropped) - LIST_LIMIT} more architectures")
     return lines
-
-
-# --------------------------------------------------------------------------- Ray pieces
-
-
-def _tune_domain(dom: Domain):
-    from ray import tune
-
-    if dom.kind == "choice":
-        return tune.choice([encode_choice(v) for v in dom.values])
-    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[dom.kind](*dom.values)
-
-
-def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    from ray import tune
-
-    from tune_app.trainable import HP_KEY
-
-    if spec.search.algorithm == "grid":
-        # Tune's own grid expansion, over the points left after dropping unbuildable models.
-        return {HP_KEY: tune.grid_search(spec.trial_points())}
-    return {HP_KEY: {key: _tune_domain(dom) for key, dom in spec.space.items()}}
-
-
-def make_searcher(spec: ExperimentSpec, experiment_dir: Path):
-    if spec.search.algorithm != "optuna":
-        return None
-    import optuna
-    from ray.tune.search.optuna import OptunaSearch
-
-    # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(experiment_dir / 'optuna.db').resolve()}")
-    return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.search.seed), storage=storage,
-                        study_name=experiment_dir.name)
-
-
-def make_scheduler(spec: ExperimentSpec):
-    if spec.scheduler.name != "asha":
-        return None
-    from ray.tune.schedulers import ASHAScheduler
-
-    return ASHAScheduler(time_attr="training_iteration", max_t=spec.base.train.epochs,
-                         grace_period=spec.scheduler.grace_period,
-                         reduction_factor=spec.scheduler.reduction_factor)
-
-
-def make_reporter(spec: ExperimentSpec):
-    import re
-
-    from ray.tune import CLIReporter
-
-    from tune_app.trainable import HP_KEY
-
-    class Reporter(CLIReporter):
-        """Ray's table, with its header pointing at what users open: Ray calls the driver's staging
-        folder (/tmp/ray/.../driver_artifacts) the "Result logdir", and names the best trial by
-        its internal id ("a9cc1_00002", parameters "hp/train.lr") while the table says trial_00002.
-        Rewrites the printed text only (`_print`: Ray is pinned, see setup.cfg)."""
-
-        results = ""
-
-        def report(self, trials, done, *sys_info):
-            self.results = trials[0].remote_experiment_path if trials else ""
-            super().report(trials, done, *sys_info)
-
-        def _print(self, msg: str) -> None:
-            where = f"Results: {self.results}  (tensorboard --logdir {os.path.dirname(self.results)})"
-            msg = re.sub(r"^Result logdir: .*$", lambda _: where, msg, flags=re.M)
-            msg = re.sub(r"Current best trial: \S+_(\d+) with", r"Current best trial: trial_\1 with", msg)
-            msg = re.sub(rf"'{HP_KEY}/[a-z]+\.([\w.]+)'", r"'\1'", msg)
-            super()._print(msg)
-
-    return Reporter(
-        # The seed column tells apart the runs of one configuration (search.num_samples > 1).
-        parameter_columns={f"{HP_KEY}/{k}": k.split(".", 1)[-1]
-                           for k in [*spec.space, *([SEED_KEY] if len(spec.seeds) > 1 else [])]},
-        metric_columns=live_metric_columns(spec.search.metric),
-        max_report_frequency=15,
-        sort_by_metric=True,
-    )
-
-
-def live_metric_columns(metric: str) -> dict[str, str]:
-    from tune_app.metric_names import judged_column
-
-    columns = {"epoch": "epoch", "train_loss": "train_loss", "val_loss": "val_loss", "val_accuracy": "val_acc"}
-    return {**columns, metric: columns.get(metric, metric), judged_column(metric): "judged"}
-
-
-def check_reachable(address: str) -> None:
-    """ray.init waits minutes on an address nobody listens at; a TCP connect says so in seconds."""
-    if address in ("auto", "local"):
-        return  # Ray itself answers at once when it finds no local cluster
-    host, _, port = address.split("://", 1)[-1].rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=5).close()
-    except (OSError, ValueError) as err:
-        raise UsageError(f"cannot reach a Ray cluster at '{address}': {err}", key="--address",
-                         fix="check the host and port (the head's port, 6379 by default; 10001 for "
-                         "ray://), or drop --address to run on this machine") from None
-
-
-def start_ray(args: argparse.Namespace):
-    import ray
-
-    if args.address:
-        check_reachable(args.address)
-    try:
-        return ray.init(address=args.address, num_cpus=args.num_cpus if not args.address else None,
-                        num_gpus=args.num_gpus if not args.address else None,
-                        include_dashboard=True, dashboard_host=args.dashboard_host,
-                        dashboard_port=args.dashboard_port, logging_level="warning",
-                        ignore_reinit_error=True)
-    except (ConnectionError, TimeoutError) as err:
-        raise UsageError(f"cannot reach a Ray cluster at '{args.address}': {str(err).splitlines()[0][:160]}",
-                         key="--address", fix="start one with `ray start --head`, or drop --address "
-                         "to run on this machine") from None
 
 
 def local_resources(args: argparse.Namespace) -> list[dict[str, float]]:
@@ -313,12 +193,6 @@ def check_storage(args: argparse.Namespace, spec: ExperimentSpec, nodes: int) ->
         raise UsageError(f"the cluster has {nodes} nodes but results go to '{spec.output.results_dir}', "
                          "a folder only this machine has", key="--storage",
                          fix="pass --storage with a folder mounted on every node or an s3:// / gs:// URI")
-
-
-def cluster_resources() -> list[dict[str, float]]:
-    import ray
-
-    return [n["Resources"] for n in ray.nodes() if n.get("Alive")]
 
 
 def check_resources(spec: ExperimentSpec, nodes: list[dict[str, float]]) -> None:
@@ -466,31 +340,11 @@ def check_resumable(experiment: Location, local: Path) -> None:
 
     path, fs = ray_storage(experiment)
     verify_experiment(fs, path, shown=str(experiment))
+    from tune_app.tuner.build import restored_checkpoints
+
     for trial_dir, checkpoint in restored_checkpoints(path, fs):
         if not read_ended(local / trial_dir):  # a finished trial is not restored
             check_checkpoint(fs, checkpoint, f"{experiment}/{checkpoint[len(path) + 1:]}", path)
-
-
-def restored_checkpoints(path: str, fs) -> list[tuple[str, str]]:
-    """(trial folder, checkpoint path) of each trial in the newest experiment state that has a
-    checkpoint: what `Tuner.restore` hands that trial. Call only after verify_experiment."""
-    import logging
-
-    from ray.tune import ExperimentAnalysis
-
-    # It warns about trials that have no results yet (pending ones): none of our business here,
-    # and a refusal must stay one line.
-    log = logging.getLogger("ray.tune.analysis.experiment_analysis")
-    level = log.level
-    log.setLevel(logging.ERROR)
-    try:
-        analysis = ExperimentAnalysis(path, storage_filesystem=fs)
-    except ValueError:  # no experiment state yet: Tune has nothing to restore a trial from
-        return []
-    finally:
-        log.setLevel(level)
-    return [(t.storage.trial_dir_name, t.checkpoint.path.rstrip("/")) for t in analysis.trials
-            if t.checkpoint is not None]
 
 
 def check_checkpoint(fs, checkpoint: str, shown: str, experiment: str) -> None:
@@ -568,10 +422,10 @@ def main(argv: list[str] | None = None) -> int:
           f"test {len(data.test)} images of {data.image_shape}, {data.num_classes} classes"
           + (f" (dataset.subset_per_class: {subset} images a class)" if subset else ""), flush=True)
 
-    from ray import tune
-
-    from tune_app.trainable import (DiskSpaceGuard, ResultFileCallback, SchedulerStateCallback,
-                                    TensorBoardCallback, TrialStatusCallback, make_trainable, trial_dirname)
+    from tune_app.tuner import build
+    from tune_app.tuner.callbacks import DiskSpaceGuard
+    from tune_app.tuner.cluster import cluster_resources, start_ray
+    from tune_app.tuner.trainable import make_trainable
 
     print("starting Ray" + (f" (joining {args.address})" if args.address else " on this machine")
           + "; trials show as PENDING until their workers have started", flush=True)
@@ -611,36 +465,9 @@ def main(argv: list[str] | None = None) -> int:
     path = posixpath.join(storage_path, ray_name)
     try:
         if args.resume:
-            tuner = tune.Tuner.restore(path, trainable, resume_unfinished=True, resume_errored=True,
-                                       storage_filesystem=fs)
+            tuner = build.restored_tuner(path, trainable, fs)
         else:
-            scheduler = make_scheduler(spec)
-            tuner = tune.Tuner(
-                trainable,
-                param_space=param_space(spec),
-                tune_config=tune.TuneConfig(
-                    # ASHA (and Optuna) compare the judged column (scheduler.judge); checkpoints
-                    # and the ranking keep the metric itself.
-                    metric=judge_settings(spec)["column"], mode=spec.search.mode,
-                    search_alg=make_searcher(spec, experiment_dir), scheduler=scheduler,
-                    # A grid's runs per configuration are already in its points (one per seed).
-                    num_samples=1 if spec.search.algorithm == "grid" else spec.search.num_samples,
-                    # A new trial takes over a finished trial's worker process when their resources
-                    # match: no torch import and dataset fetch per trial (Ray 2.60 defaults to False).
-                    reuse_actors=True,
-                    max_concurrent_trials=spec.search.max_concurrent or None,
-                    trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
-                run_config=tune.RunConfig(
-                    storage_path=storage_path, name=ray_name, storage_filesystem=fs,
-                    failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
-                    checkpoint_config=tune.CheckpointConfig(
-                        num_to_keep=spec.output.keep_checkpoints,
-                        checkpoint_score_attribute=spec.search.metric,
-                        checkpoint_score_order=spec.search.mode),
-                    callbacks=[guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode),
-                               TrialStatusCallback(guard), SchedulerStateCallback(scheduler)],
-                    progress_reporter=make_reporter(spec), verbose=1),
-            )
+            tuner = build.search_tuner(spec, trainable, (storage_path, ray_name, fs), experiment_dir, guard)
         try:
             tuner.fit()
         except KeyboardInterrupt:
@@ -682,9 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from tune_app.race import run_race
 
-    raced = run_race(spec, location, experiment_dir, data, interrupts, [
-        guard, ResultFileCallback(guard), TensorBoardCallback(spec.search.metric, spec.search.mode, stage="race"),
-        TrialStatusCallback(guard)], storage=(path, fs), reporter=make_reporter(spec))
+    raced = run_race(spec, location, experiment_dir, data, interrupts, guard, storage=(path, fs))
     if raced:
         return raced
     print(f"next: python -m tune_app.retrain_best --experiment {location}")

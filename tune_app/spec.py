@@ -8,8 +8,6 @@ caught at start-up instead of inside trial 17.
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import json
 import math
 import typing
 from dataclasses import dataclass, field
@@ -28,7 +26,7 @@ from tune_app.config import (
     SelectConfig,
     TrialConfig,
 )
-from tune_app.errors import UsageError
+from tune_app.errors import UsageError, did_you_mean
 from tune_app.grid import Grid, build_grid
 from tune_app.names import check_name
 from tune_app.spec_yaml import read_yaml
@@ -167,10 +165,6 @@ def coerce(value: Any, hint: Any) -> Any:
     raise TypeError(f"unsupported field type {hint!r}")
 
 
-def _did_you_mean(word: str, options: typing.Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(options), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else f"valid keys: {', '.join(sorted(options))}"
-
 
 # --------------------------------------------------------------------------- semantic checks
 
@@ -213,6 +207,8 @@ _VALUE_RULES: list[tuple[str, typing.Callable[[Any], bool], str, str]] = [
     ("search.max_failures", lambda v: v >= 0, "must be >= 0", "use 0 to never retry"),
     ("scheduler.grace_period", lambda v: v >= 1, "must be >= 1", "e.g. 1"),
     ("scheduler.reduction_factor", lambda v: v > 1, "must be > 1", "e.g. 2 or 3"),
+    ("scheduler.perturbation_interval", lambda v: v >= 1, "must be >= 1", "e.g. 2"),
+    ("scheduler.quantile_fraction", lambda v: 0 < v <= 0.5, "must be in (0, 0.5]", "e.g. 0.25"),
     ("resources.cpus_per_trial", lambda v: v > 0, "must be > 0", "e.g. 1"),
     ("resources.gpus_per_trial", lambda v: v >= 0, "must be >= 0", "e.g. 0.5"),
     ("output.keep_checkpoints", lambda v: v >= 1, "must be >= 1", "e.g. 2"),
@@ -242,7 +238,7 @@ class _Parser:
         except _BadValue:
             fix = f"write a value of type {_type_name(hint)}"
             if typing.get_origin(hint) is Literal and isinstance(raw, str):
-                fix = _did_you_mean(raw, [str(a) for a in typing.get_args(hint)])
+                fix = did_you_mean(raw, [str(a) for a in typing.get_args(hint)])
             raise self.error(key, f"expected {_type_name(hint)}, got {raw!r}", fix) from None
         rule = _RULES_BY_KEY.get(key)
         if rule and not rule[1](value):
@@ -256,7 +252,7 @@ class _Parser:
         kind, arg = next(iter(raw.items()))
         dkey = f"{key}.{kind}"
         if kind not in DOMAIN_KINDS:
-            raise self.error(dkey, f"unknown search domain '{kind}'", _did_you_mean(kind, DOMAIN_KINDS))
+            raise self.error(dkey, f"unknown search domain '{kind}'", did_you_mean(kind, DOMAIN_KINDS))
         if not isinstance(arg, list) or not arg:
             raise self.error(dkey, f"'{kind}' needs a non-empty list", f"write '{kind}: [...]'")
         if kind in ("grid", "choice"):
@@ -289,7 +285,7 @@ class _Parser:
         for key, item in raw.items():
             dotted = f"{name}.{key}"
             if key not in fields:
-                raise self.error(dotted, f"unknown key '{key}'", _did_you_mean(key, fields))
+                raise self.error(dotted, f"unknown key '{key}'", did_you_mean(key, fields))
             is_domain = isinstance(item, dict) and typing.get_origin(hints[key]) is not dict
             if is_domain:
                 if space is None:
@@ -308,7 +304,7 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     parser = _Parser(file, lines)
     for name in data:
         if name not in SECTIONS:
-            raise parser.error(str(name), f"unknown section '{name}'", _did_you_mean(name, SECTIONS))
+            raise parser.error(str(name), f"unknown section '{name}'", did_you_mean(name, SECTIONS))
     space: dict[str, Domain] = {}
     parsed = {
         name: parser.section(name, data.get(name), cls, space if name in SEARCHABLE_SECTIONS else None)
@@ -342,47 +338,34 @@ def _check_registries(spec: ExperimentSpec, parser: _Parser) -> None:
     from tune_app.data import DATASETS
     from tune_app.models import MODELS
 
-    if spec.base.dataset.name not in DATASETS:
-        raise parser.error("dataset.name", f"unknown dataset '{spec.base.dataset.name}'",
-                           _did_you_mean(spec.base.dataset.name, DATASETS))
-    names = spec.space["model.name"].values if "model.name" in spec.space else (spec.base.model.name,)
-    for name in names:
-        if name not in MODELS:
-            raise parser.error("model.name", f"unknown model '{name}'", _did_you_mean(name, MODELS))
+    def check(registry, key: str, names) -> None:
+        for name in names:
+            if name not in registry:
+                raise parser.error(key, f"unknown {registry.kind} '{name}'", did_you_mean(name, registry))
+
+    check(DATASETS, "dataset.name", [spec.base.dataset.name])
+    check(MODELS, "model.name", spec.space["model.name"].values if "model.name" in spec.space else [spec.base.model.name])
 
 
 def _check_search(spec: ExperimentSpec, parser: _Parser) -> None:
-    algo = spec.search.algorithm
-    for key, dom in spec.space.items():
-        if algo == "grid" and dom.kind != "grid":
-            raise parser.error(f"{key}.{dom.kind}", f"search.algorithm grid needs 'grid:' lists, got '{dom.kind}'",
-                               "write 'grid: [...]' or set search.algorithm: optuna")
-        if algo == "optuna" and dom.kind == "grid":
-            raise parser.error(f"{key}.grid", "optuna samples values; it cannot run a grid",
-                               "write 'choice: [...]' or set search.algorithm: grid")
-    if algo == "grid" and spec.search.num_samples > 1 and SEED_KEY in spec.space:
-        raise parser.error("search.num_samples", "with a grid, num_samples runs each configuration with "
-                           "seeds train.seed, +1, ...; train.seed is also searched",
-                           "set search.num_samples: 1 to keep the train.seed grid, or drop the train.seed grid")
-    if "train.epochs" in spec.space and spec.scheduler.name == "asha":
-        raise parser.error("train.epochs", "cannot be searched while ASHA uses it as max_t",
-                           "fix train.epochs or set scheduler.name: none")
-    if spec.scheduler.name == "asha" and spec.scheduler.grace_period > spec.base.train.epochs:
-        raise parser.error("scheduler.grace_period",
-                           f"{spec.scheduler.grace_period} exceeds train.epochs ({spec.base.train.epochs})",
-                           "use a grace period <= train.epochs")
+    # Each searcher and scheduler states its own rules (tune_app/tuner: no Ray imported here).
+    from tune_app.tuner.schedulers import check_scheduler
+    from tune_app.tuner.searchers import check_searcher
+
+    check_searcher(spec, parser.error)
     spec.grid = _checked_grid(spec)
     if not spec.grid.architectures:
         dropped = spec.grid.dropped_architectures()
         first = dropped[0][1] if dropped else "no configuration"
         raise parser.error("model", f"no valid configuration is left in the search space ({first})",
                            "make model.groups divide every stage's channels")
+    check_scheduler(spec, parser.error)
 
 
 def _checked_grid(spec: ExperimentSpec) -> Grid:
     """The discrete domains, each combination of model fields checked once for buildability.
 
-    For optuna only the categorical fields are enumerated: a continuous lr cannot make a
+    For a sampling search (random, optuna) only the categorical fields are enumerated: a continuous lr cannot make a
     model unbuildable, and sampling cannot skip a combination, so any invalid one is fatal.
     """
     from tune_app.models import model_problem
@@ -390,25 +373,10 @@ def _checked_grid(spec: ExperimentSpec) -> Grid:
     grid = build_grid(spec.base.model, {k: d.values for k, d in spec.space.items() if d.kind in ("grid", "choice")},
                       model_problem)
     dropped = grid.dropped_architectures()
-    if spec.search.algorithm == "optuna" and dropped and grid.architectures:
+    from tune_app.tuner.searchers import enumerates
+
+    if not enumerates(spec) and dropped and grid.architectures:
         point, problem = dropped[0]
-        raise UsageError(f"optuna could sample an invalid model: {point} ({problem})", file=spec.path,
+        raise UsageError(f"{spec.search.algorithm} could sample an invalid model: {point} ({problem})", file=spec.path,
                          key=", ".join(point), fix="restrict the choices so every combination is valid")
     return grid
-
-
-def encode_choice(value: Any) -> Any:
-    """Optuna categoricals hold only scalars, so list values travel as JSON strings."""
-    return json.dumps(value) if isinstance(value, list) else value
-
-
-def decode_hparams(hparams: dict[str, Any]) -> dict[str, Any]:
-    """Undo `encode_choice` for the fields whose type admits a list."""
-    out = {}
-    for key, value in hparams.items():
-        section, name = key.split(".", 1)
-        hint = typing.get_type_hints(SECTIONS[section])[name]
-        if isinstance(value, str) and value.startswith("[") and "list" in str(hint):
-            value = json.loads(value)
-        out[key] = value
-    return out

@@ -24,11 +24,11 @@ _RULES = [
 
 def check_selection(spec: "ExperimentSpec", parser: "_Parser", data: dict[str, Any]) -> None:
     """data: the raw YAML, to tell a mode the user wrote from the default."""
-    from tune_app.spec import _did_you_mean
+    from tune_app.errors import did_you_mean
 
     metric = spec.search.metric
     if metric not in METRICS:
-        raise parser.error("search.metric", f"unknown metric '{metric}'", _did_you_mean(metric, METRICS))
+        raise parser.error("search.metric", f"unknown metric '{metric}'", did_you_mean(metric, METRICS))
     natural = natural_mode(metric)
     if "mode" not in (data.get("search") or {}):
         spec.search.mode = natural  # the direction in which the metric is better

@@ -112,6 +112,29 @@ def _autocast(device: torch.device, enabled: bool):
                           enabled=enabled and gpu_features(device))
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Callable, x: torch.Tensor,
+               y: torch.Tensor, amp: bool = True,
+               proceed: Optional[Callable[[torch.Tensor, torch.Tensor], bool]] = None):
+    """The one optimisation step of tune_app (training, the checks and the benchmark take it):
+    forward under bf16 autocast with channels_last on CUDA, the loss in float32, backward, step.
+
+    proceed(logits, loss), asked between the forward pass and the update, can refuse the update
+    (a diverged loss, a target reached). Returns (logits, loss, whether the update was made).
+    """
+    device = x.device
+    if gpu_features(device):
+        x = x.contiguous(memory_format=torch.channels_last)
+    with _autocast(device, amp):
+        logits = model(x)
+        loss = loss_fn(logits.float(), y)
+    if proceed is not None and not proceed(logits, loss):
+        return logits, loss, False
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return logits, loss, True
+
+
 # A run has diverged when a step's loss is not finite, or is more than this many times its
 # starting point: the first step's loss (before any update), or ln(classes) - the loss of a
 # uniform guess - if that is larger. Adam or SGD at lr 1e3 reach finite losses of 1e6-1e15 that
@@ -154,22 +177,20 @@ def train_one_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, schedule
         index = order[start:start + cfg.batch_size]
         if index.numel() < 2 and seen:  # a 1-image batch breaks BatchNorm statistics
             break
-        x = normalize(augment(data.images[index]))
         y = data.labels[index]
-        if gpu_features(device):
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, cfg.amp):
-            logits = model(x)
-            loss = loss_fn(logits.float(), y)
-        if limit is None:  # kept on the device: no host sync to set it
-            chance = math.log(max(logits.shape[1], 2))
-            limit = LOSS_EXPLOSION_FACTOR * torch.clamp(loss.detach(), min=chance)
-        finite &= torch.isfinite(loss.detach()) & (loss.detach() <= limit)
-        if (step + 1) % check_every == 0 and not finite.item():
+
+        def healthy(logits: torch.Tensor, loss: torch.Tensor) -> bool:
+            nonlocal limit, finite
+            if limit is None:  # kept on the device: no host sync to set it
+                chance = math.log(max(logits.shape[1], 2))
+                limit = LOSS_EXPLOSION_FACTOR * torch.clamp(loss.detach(), min=chance)
+            finite = finite & torch.isfinite(loss.detach()) & (loss.detach() <= limit)
+            return (step + 1) % check_every != 0 or bool(finite.item())
+
+        logits, loss, updated = train_step(model, optimizer, loss_fn, normalize(augment(data.images[index])), y,
+                                           cfg.amp, healthy)
+        if not updated:
             break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
         lr = optimizer.param_groups[0]["lr"]
         schedule.step()
         total_loss += loss.detach() * y.shape[0]

@@ -9,6 +9,7 @@ from typing import Callable
 from tune_app.config import DatasetConfig
 from tune_app.data import digits, hub, presets
 from tune_app.data.bundle import DataBundle, Split
+from tune_app.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -18,11 +19,10 @@ class DatasetEntry:
     describe: Callable[[DatasetConfig], tuple[int, int]]
 
 
-DATASETS: dict[str, DatasetEntry] = {
-    "digits": DatasetEntry(digits.load, digits.describe),
-    **{name: DatasetEntry(partial(hub.load, preset=preset), partial(hub.describe, preset=preset))
-       for name, preset in presets.PRESETS.items()},
-}
+DATASETS: Registry[DatasetEntry] = Registry("dataset", "dataset.name")
+DATASETS.add("digits", DatasetEntry(digits.load, digits.describe))
+for _name, _preset in presets.PRESETS.items():
+    DATASETS.add(_name, DatasetEntry(partial(hub.load, preset=_preset), partial(hub.describe, preset=_preset)))
 
 
 def load_dataset(cfg: DatasetConfig) -> DataBundle:

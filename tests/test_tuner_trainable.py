@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tune_app.config import TrialConfig
-from tune_app.trainable import TrialOutOfMemory, explain_out_of_memory, quiet_exit_hook, trial_dirname
+from tune_app.tuner.trainable import TrialOutOfMemory, explain_out_of_memory, quiet_exit_hook, trial_dirname
 
 
 def test_out_of_memory_names_the_trial_and_the_fix():

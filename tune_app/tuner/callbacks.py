@@ -1,120 +1,24 @@
-"""The thin Ray Tune adapter around `training.train`, and the driver-side TensorBoard logger.
-
-A trial's config is `{"hp": {"train.lr": ..., "model.groups": ...}}`: only the searched
-values travel through Ray; the rest of the TrialConfig is bound once with `with_parameters`,
-as is the prepared dataset (Ray's object store shares its pages between trials on a node).
-"""
+"""Driver-side Tune callbacks: the files of each trial folder, TensorBoard, the disk guard,
+and the scheduler's state across --resume."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-import ray
-import torch
-from ray import tune
 from ray.tune import Callback
 from ray.tune.logger import LoggerCallback
 
-from tune_app.checkpoint import CHECKPOINT_FILE, load_checkpoint, save_checkpoint
-from tune_app.config import TrialConfig
-from tune_app.data import DataBundle
+from tune_app.checkpoint import CHECKPOINT_FILE
 from tune_app.experiment import ENDED_FILE, RESULT_FILE, best_value, read_history
-from tune_app.judge import Judge
-from tune_app.metric_names import judged_column
 from tune_app.fileio import DISK_RESERVE, DiskFull, free_bytes, write_atomic, write_error, write_json_atomic
+from tune_app.hparams import shown, unwrap
 from tune_app.tb import TrialWriter
-from tune_app.training import limit_threads, train
-
-HP_KEY = "hp"
-
-
-def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
-    """`sys.unraisablehook` for trial workers: drop a SystemExit raised where Python cannot raise.
-
-    Ray stops idle workers at the end of a search with SIGTERM, and its handler raises
-    SystemExit in whatever the main thread runs; inside a garbage-collector callback Python
-    ignores it anyway, but prints "Exception ignored ... SystemExit: 1" with a traceback under a
-    search that succeeded. Anything else still goes to the default hook.
-    """
-    if isinstance(unraisable.exc_value, SystemExit):
-        return
-    fallback(unraisable)
-
-
-def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float,
-              results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None) -> None:
-    """results_dir: the experiment folder when it is on a local (or mounted) disk, whose free
-    space decides whether a checkpoint is written; None for object stores.
-    judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares."""
-    sys.unraisablehook = quiet_exit_hook
-    cfg = TrialConfig.from_dict(base).with_overrides(config[HP_KEY])
-    limit_threads(cfg.train, cpus)  # several trials share the node's cores
-    resume = None
-    checkpoint = tune.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            resume = load_checkpoint(directory)
-    judge = judge or {"metric": "val_accuracy", "mode": "max", "kind": "last", "ema": 0.5}
-    judged = Judge(judge["kind"], judge["mode"], judge["ema"])
-    judged.restore((resume or {}).get("judge"))
-
-    node = ray.get_runtime_context().get_node_id()
-    # Ray logs a line per persisted checkpoint, i.e. per epoch per trial: noise on the console.
-    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
-
-    def on_epoch_end(metrics: dict[str, Any], state) -> None:
-        # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
-        metrics = {**metrics, "node_id": node,
-                   judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
-        with tempfile.TemporaryDirectory() as directory:
-            size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
-            free = free_bytes(results_dir) if results_dir else None
-            if free is not None and free < size + DISK_RESERVE // 2:
-                # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
-                # that cannot fit would fail half-written. The epoch still counts for the
-                # scheduler and is simply re-run from the previous checkpoint on --resume.
-                tune.report({**metrics, "checkpoint_skipped": "disk nearly full"})
-                return
-            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
-
-    with explain_out_of_memory(tune.get_context().get_trial_name(), cfg):
-        train(cfg, on_epoch_end, data=data, resume=resume)
-
-
-class TrialOutOfMemory(RuntimeError):
-    pass
-
-
-@contextlib.contextmanager
-def explain_out_of_memory(trial: str, cfg: TrialConfig):
-    """Turn CUDA's out-of-memory error into one that names the trial and the two fixes."""
-    try:
-        yield
-    except torch.OutOfMemoryError:
-        raise TrialOutOfMemory(
-            f"{trial} ran out of GPU memory (batch_size {cfg.train.batch_size}, model "
-            f"{cfg.model.stage_channels} x {cfg.model.stage_blocks}); fix: lower train.batch_size, or raise "
-            "resources.gpus_per_trial so fewer trials share a GPU") from None
-
-
-def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float,
-                   results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None):
-    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir,
-                              judge=judge)
-    return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
-
-
-def trial_dirname(trial) -> str:
-    # "trial_00007": short, sortable, and stable when a search is resumed.
-    return "trial_" + trial.trial_id.rsplit("_", 1)[-1]
+from tune_app.tuner.schedulers import SCHEDULERS
 
 
 class TensorBoardCallback(LoggerCallback):
@@ -132,7 +36,7 @@ class TensorBoardCallback(LoggerCallback):
         if trial.trial_id in self._writers:
             return
         trial.init_local_path()
-        hparams = {k.split(".", 1)[-1]: v for k, v in trial.config.get(HP_KEY, {}).items()}
+        hparams = shown(unwrap(trial.config) or {})
         hparams["trial"] = Path(trial.local_path).name  # the folder's name: trial_00003, race_00001
         if self.stage:
             hparams["stage"] = self.stage
@@ -334,41 +238,19 @@ class SchedulerStateCallback(Callback):
     scheduler's; without this a resumed search would judge its trials against empty rungs.
     The callback and the scheduler are pickled together in the tuner state, so after a
     restore `self.scheduler` is the scheduler Tune uses. The state is plain data (numbers and
-    trial ids), never a pickle of Ray's objects: restoring it runs no code of the file.
+    trial ids) that the scheduler's entry (tuner/schedulers.py) writes and reads, never a pickle
+    of Ray's objects: restoring it runs no code of the file.
     """
 
-    def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
+    def __init__(self, scheduler, name: str = "asha") -> None:
+        self.scheduler, self.name = scheduler, name
 
     def get_state(self) -> dict | None:
         if self.scheduler is None:
             return None
-        return {"asha": asha_state(self.scheduler)}
+        state = SCHEDULERS[self.name].state(self.scheduler)
+        return None if state is None else {self.name: state}
 
     def set_state(self, state: dict) -> None:
-        if self.scheduler is not None and state and "asha" in state:
-            set_asha_state(self.scheduler, state["asha"])
-
-
-def asha_state(scheduler) -> dict[str, Any]:
-    """What AsyncHyperBandScheduler learned so far (ray==2.60 attribute names; pinned)."""
-    return {
-        "brackets": [[[milestone, {trial: float(value) for trial, value in recorded.items()}]
-                      for milestone, recorded in bracket._rungs] for bracket in scheduler._brackets],
-        "trial_bracket": {trial: scheduler._brackets.index(bracket)
-                          for trial, bracket in scheduler._trial_info.items()},
-        "counter": int(scheduler._counter),
-        "num_stopped": int(scheduler._num_stopped),
-    }
-
-
-def set_asha_state(scheduler, state: dict[str, Any]) -> None:
-    brackets = state["brackets"]
-    if [[m for m, _ in rungs] for rungs in brackets] != [[m for m, _ in b._rungs] for b in scheduler._brackets]:
-        raise ValueError("saved ASHA rungs do not match the scheduler's: was the spec's scheduler changed?")
-    for bracket, rungs in zip(scheduler._brackets, brackets):
-        bracket._rungs = [(milestone, {str(t): float(v) for t, v in recorded.items()})
-                          for (milestone, _), (_, recorded) in zip(bracket._rungs, rungs)]
-    scheduler._trial_info = {str(t): scheduler._brackets[int(i)] for t, i in state["trial_bracket"].items()}
-    scheduler._counter = int(state["counter"])
-    scheduler._num_stopped = int(state["num_stopped"])
+        if self.scheduler is not None and state and self.name in state:
+            SCHEDULERS[self.name].restore(self.scheduler, state[self.name])

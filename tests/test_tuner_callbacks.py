@@ -7,7 +7,7 @@ import json
 import pytest
 from ray.tune.schedulers import ASHAScheduler
 
-from tune_app.trainable import SchedulerStateCallback
+from tune_app.tuner.callbacks import SchedulerStateCallback
 
 
 def asha(max_t: int = 8) -> ASHAScheduler:

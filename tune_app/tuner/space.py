@@ -1,0 +1,37 @@
+"""The spec's search space as Ray Tune's param_space (and PBT's mutations)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tune_app.hparams import encode_choice, wrap
+
+if TYPE_CHECKING:
+    from tune_app.spec import Domain, ExperimentSpec
+
+
+def tune_domain(dom: "Domain"):
+    from ray import tune
+
+    if dom.kind in ("choice", "grid"):
+        return tune.choice([encode_choice(v) for v in dom.values])
+    return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[dom.kind](*dom.values)
+
+
+def param_space(spec: "ExperimentSpec") -> dict[str, Any]:
+    from ray import tune
+
+    from tune_app.tuner.searchers import enumerates
+
+    if enumerates(spec):
+        # Tune's own grid expansion, over the points left after dropping unbuildable models.
+        return wrap(tune.grid_search(spec.trial_points()))
+    return wrap({key: tune_domain(dom) for key, dom in spec.space.items()})
+
+
+def mutation(dom: "Domain"):
+    """What PBT draws a mutated value from: a list (it steps to a neighbouring value) for a
+    grid or choice, the domain itself for a range."""
+    if dom.kind in ("choice", "grid"):
+        return [encode_choice(v) for v in dom.values]
+    return tune_domain(dom)

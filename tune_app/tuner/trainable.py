@@ -1,0 +1,110 @@
+"""The thin Ray Tune adapter around `training.train`: what runs inside a trial's worker.
+
+Only the searched values travel through Ray (`tune_app.hparams`); the rest of the TrialConfig
+is bound once with `with_parameters`, as is the prepared dataset (Ray's object store shares
+its pages between trials on a node).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import tempfile
+from typing import Any, Optional
+
+import ray
+import torch
+from ray import tune
+
+from tune_app.checkpoint import load_checkpoint, save_checkpoint
+from tune_app.config import TrialConfig
+from tune_app.data import DataBundle
+from tune_app.fileio import DISK_RESERVE, free_bytes
+from tune_app.hparams import decode, unwrap
+from tune_app.judge import Judge
+from tune_app.metric_names import judged_column
+from tune_app.training import limit_threads, train
+
+
+def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
+    """`sys.unraisablehook` for trial workers: drop a SystemExit raised where Python cannot raise.
+
+    Ray stops idle workers at the end of a search with SIGTERM, and its handler raises
+    SystemExit in whatever the main thread runs; inside a garbage-collector callback Python
+    ignores it anyway, but prints "Exception ignored ... SystemExit: 1" with a traceback under a
+    search that succeeded. Anything else still goes to the default hook.
+    """
+    if isinstance(unraisable.exc_value, SystemExit):
+        return
+    fallback(unraisable)
+
+
+def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float,
+              results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None) -> None:
+    """results_dir: the experiment folder when it is on a local (or mounted) disk, whose free
+    space decides whether a checkpoint is written; None for object stores.
+    judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares."""
+    sys.unraisablehook = quiet_exit_hook
+    cfg = TrialConfig.from_dict(base).with_overrides(decode(unwrap(config)))
+    limit_threads(cfg.train, cpus)  # several trials share the node's cores
+    resume = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            resume = load_checkpoint(directory)
+    judge = judge or {"metric": "val_accuracy", "mode": "max", "kind": "last", "ema": 0.5}
+    judged = Judge(judge["kind"], judge["mode"], judge["ema"])
+    judged.restore((resume or {}).get("judge"))
+
+    node = ray.get_runtime_context().get_node_id()
+    # Ray logs a line per persisted checkpoint, i.e. per epoch per trial: noise on the console.
+    logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
+
+    def on_epoch_end(metrics: dict[str, Any], state) -> None:
+        # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
+        metrics = {**metrics, "node_id": node,
+                   judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
+        with tempfile.TemporaryDirectory() as directory:
+            size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
+            free = free_bytes(results_dir) if results_dir else None
+            if free is not None and free < size + DISK_RESERVE // 2:
+                # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
+                # that cannot fit would fail half-written. The epoch still counts for the
+                # scheduler and is simply re-run from the previous checkpoint on --resume.
+                tune.report({**metrics, "checkpoint_skipped": "disk nearly full"})
+                return
+            tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+
+    with explain_out_of_memory(tune.get_context().get_trial_name(), cfg):
+        train(cfg, on_epoch_end, data=data, resume=resume)
+
+
+class TrialOutOfMemory(RuntimeError):
+    pass
+
+
+@contextlib.contextmanager
+def explain_out_of_memory(trial: str, cfg: TrialConfig):
+    """Turn CUDA's out-of-memory error into one that names the trial and the two fixes."""
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        raise TrialOutOfMemory(
+            f"{trial} ran out of GPU memory (batch_size {cfg.train.batch_size}, model "
+            f"{cfg.model.stage_channels} x {cfg.model.stage_blocks}); fix: lower train.batch_size, or raise "
+            "resources.gpus_per_trial so fewer trials share a GPU") from None
+
+
+def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float,
+                   results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None):
+    fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir,
+                              judge=judge)
+    return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
+
+
+def trial_dirname(trial) -> str:
+    # "trial_00007": short, sortable, and stable when a search is resumed.
+    return "trial_" + trial.trial_id.rsplit("_", 1)[-1]
+
+
