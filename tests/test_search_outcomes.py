@@ -71,6 +71,8 @@ def test_an_exploding_loss_is_divergence_and_ranks_below_every_healthy_trial(tmp
     assert [t.name for t in exp.ranked()][-1] == by_lr[1e3].name
     assert exp.table()[-1]["status"] == "diverged"
     assert exp.best_trial() is by_lr[3e-3]
+    # The end of the search rates lr's importance, and says two trials cannot be trusted for it.
+    assert "parameter importance for val_accuracy" in out and "too few trials to trust it: only" in out
 
 
 def test_two_ctrl_c_stop_at_once_without_a_traceback_and_resume_keeps_one_row_per_epoch(tmp_path):

@@ -4,6 +4,7 @@ Written inside the experiment folder, and nothing else there is touched:
   report.md                      ranked trials, figures, retrain-best test metrics, pre-search checks
   report/learning_curves.png     val accuracy and val loss per epoch of every trial; X = stopped by ASHA
   report/hparam_effects.png      best val metric against each searched hyperparameter
+  report/importance.png          PED-ANOVA and fANOVA importance of each searched hyperparameter
   report/confusion_matrix.png    after retrain_best: the test confusion matrix, rows normalised
   report/per_class_accuracy.png  after retrain_best: test accuracy of every class, sorted
   report/lr_range.png            a copy of the `tune_app.check` lr range test, if it was run
@@ -424,8 +425,10 @@ def write_report(experiment_dir: Path) -> Path:
                   f"Best {exp.metric} of every trial against its value (x = stopped early by ASHA, "
                   f"star = best trial). A trial stopped early had fewer epochs to reach its best.", "",
                   f"![hyperparameter effects]({FIGURES_DIR}/hparam_effects.png)", ""]
+    from tune_app.report_importance import importance_section
     from tune_app.report_race import race_section
 
+    lines += importance_section(exp, figures)
     lines += race_section(exp, figures)
     best_dir = newest_retrain(exp.path)
     if best_dir is not None:

@@ -585,6 +585,7 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     """Print the ranked tables; return the trials that failed (status "error")."""
     from tune_app.experiment import format_table, load_experiment
     from tune_app.fileio import write_json_atomic
+    from tune_app.importance import print_importance
 
     experiment = load_experiment(experiment_dir)
     rows = experiment.table()
@@ -598,6 +599,7 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
               f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
+    print_importance(experiment)
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
 
