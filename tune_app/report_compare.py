@@ -250,7 +250,8 @@ def best_rows(entries: list[Entry]) -> tuple[list[str], list[list[Any]]]:
     return header, rows
 
 
-def budget_rows(entries: list[Entry], curves: list[Anytime], target: Optional[float]) -> tuple[list[str], list[list[Any]]]:
+def budget_rows(entries: list[Entry], curves: list[Anytime],
+                target: Optional[float]) -> tuple[list[str], list[list[Any]]]:
     header = ["experiment", "status", "epochs: search", "race", "retrain", "total", "wall time (search + race)"]
     if target is not None:
         header.append(f"search epochs to reach {entries[0].metric} {fmt(target)}")
