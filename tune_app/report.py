@@ -9,6 +9,7 @@ Written inside the experiment folder, and nothing else there is touched:
   report/per_class_accuracy.png  after retrain_best: test accuracy of every class, sorted
   report/lr_range.png            a copy of the `tune_app.check` lr range test, if it was run
 Running it again overwrites only these files; it also works on a search still in progress.
+`--compare A B ...` writes one report of several experiments instead (see tune_app.report_compare).
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tune_app.report", description=__doc__.splitlines()[0])
     p.add_argument("--experiment", metavar="DIR", help="experiment folder (default: the newest under --results)")
     p.add_argument("--results", default="results", help="where to look for the newest experiment")
+    p.add_argument("--compare", nargs="*", metavar="DIR",
+                   help="compare these experiments (at least 2, same dataset and metric) in a new folder; "
+                        "not with --experiment")
+    p.add_argument("--out", metavar="DIR", help="with --compare: the new folder to write (default: "
+                                                "compare/<names>-<time>/ beside the first experiment)")
     return p
 
 
@@ -451,6 +457,10 @@ def write_report(experiment_dir: Path) -> Path:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.compare is not None or args.out is not None:
+        from tune_app.report_compare import main_compare
+
+        return main_compare(args)
     from tune_app.experiment import newest_experiment
     from tune_app.storage import Location
 
