@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from tune_app.experiment import EXPERIMENT_FILE, Experiment, TrialRecord, best_value
-from tune_app.spec import encode_choice
+from tune_app.hparams import encode_choice, field_name
 
 PED_ANOVA = "PED-ANOVA"
 FANOVA = "fANOVA"
@@ -84,7 +84,7 @@ class Importance:
         """parameter, one column per evaluator; the most important first (fANOVA, else PED-ANOVA)."""
         order = self.scores.get(FANOVA) or self.scores.get(PED_ANOVA) or {}
         keys = sorted(self.params, key=lambda k: -order.get(k, 0.0))
-        return [{"parameter": k.split(".", 1)[-1],
+        return [{"parameter": field_name(k),
                  **{e: self.scores[e].get(k) if e in self.scores else None for e in EVALUATORS}}
                 for k in keys]
 

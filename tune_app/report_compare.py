@@ -28,7 +28,8 @@ from tune_app.experiment import Experiment, TrialRecord, best_row, load_experime
 from tune_app.fileio import read_json, save_figure_atomic, write_text_atomic
 from tune_app.metric_names import METRICS, test_key
 from tune_app.race import RaceResult, load_race
-from tune_app.report import _new_figure, fmt, focus_limits, md_table, newest_retrain, short
+from tune_app.hparams import field_name
+from tune_app.report import _new_figure, fmt, focus_limits, md_table, newest_retrain
 from tune_app.retrain_best import procedure_epochs
 
 COMPARE_DIR = "compare"
@@ -224,7 +225,7 @@ def retrain_text(entry: Entry, key: str) -> Optional[str]:
 
 def configuration_text(hparams: dict[str, Any]) -> str:
     # 4 significant digits: an Optuna lr of 0.002223992933390404 reads 0.002224.
-    return ", ".join(f"{short(k)}={v:.4g}" if isinstance(v, float) else f"{short(k)}={v}"
+    return ", ".join(f"{field_name(k)}={v:.4g}" if isinstance(v, float) else f"{field_name(k)}={v}"
                      for k, v in hparams.items()) or "base configuration"
 
 
