@@ -28,6 +28,45 @@ _HF_CACHE = tempfile.mkdtemp(prefix="tune_app_test_hf_")
 os.environ["HF_DATASETS_CACHE"] = _HF_CACHE
 atexit.register(shutil.rmtree, _HF_CACHE, ignore_errors=True)
 
+# Ray's sessions of this test run go to a folder of their own (short: Ray's socket paths must
+# stay under 108 bytes), so that a test that starts Ray - in this process or in a `python -m
+# tune_app.search` it runs - is seen doing it, and must carry @pytest.mark.ray.
+_RAY_TMP = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+os.environ["RAY_TMPDIR"] = _RAY_TMP
+atexit.register(shutil.rmtree, _RAY_TMP, ignore_errors=True)
+
+
+def _ray_sessions() -> set[str]:
+    return {p.name for p in Path(_RAY_TMP).glob("ray/session_2*")}
+
+
+def pytest_collection_modifyitems(config, items):
+    # Ray and browser tests are end to end: the fast loop (pytest -m "not slow") leaves them out.
+    for item in items:
+        if item.get_closest_marker("ray") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _ray_tests_are_marked(request):
+    """A test that starts Ray without @pytest.mark.ray fails: the fast loop must stay fast.
+    TUNE_APP_RECORD_RAY=FILE lists such tests in FILE instead (to mark them in one go)."""
+    import sys
+
+    before = _ray_sessions()
+    ray = sys.modules.get("ray")
+    was_up = bool(ray and ray.is_initialized())
+    yield
+    ray = sys.modules.get("ray")
+    started = _ray_sessions() != before or (not was_up and bool(ray and ray.is_initialized()))
+    if started and not request.node.get_closest_marker("ray"):
+        record = os.environ.get("TUNE_APP_RECORD_RAY")
+        if record:
+            with open(record, "a") as f:
+                f.write(request.node.nodeid + "\n")
+        else:
+            pytest.fail(f"{request.node.nodeid} started Ray: mark it @pytest.mark.ray", pytrace=False)
+
 # A quick digits search: small model, few epochs, 4 grid points.
 QUICK_SPEC = {
     "dataset": {"name": "digits"},

@@ -163,6 +163,8 @@ def _as_number(text: str) -> Optional[float]:
         return None
 
 
+@pytest.mark.browser
+@pytest.mark.ray
 def test_hparams_tab_shows_a_number_in_every_metric_cell(browser, tensorboard, tmp_path):
     url, runs = tensorboard
     browser.get(f"{url}/#hparams")

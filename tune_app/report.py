@@ -375,8 +375,9 @@ def header_lines(exp: Experiment) -> list[str]:
     meta, rows = exp.meta, exp.table()
     stopped = sum(1 for r in rows if r["status"] == STOPPED)
     search, scheduler = meta.get("search", {}), meta.get("scheduler", {})
-    asha = (f"ASHA (grace period {scheduler['grace_period']}, reduction factor {scheduler['reduction_factor']:g}) "
-            f"stopped {stopped} early" if scheduler.get("name") == "asha" else "no early stopping")
+    from tune_app.tuner.schedulers import summary
+
+    asha = summary(scheduler, stopped)
     subset = meta["base"]["dataset"].get("subset_per_class")
     # A quick run's numbers are not the full dataset's: say so where they are read.
     sample = f" (a sample of {subset} images a class, `dataset.subset_per_class`)" if subset else ""

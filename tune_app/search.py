@@ -592,7 +592,9 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     write_json_atomic(experiment_dir / "trials.json", rows, indent=2)
     stopped = sum(1 for r in rows if r["status"] == "stopped early")
     epochs = sum(r["epochs"] for r in rows)
-    asha = f"; ASHA stopped {stopped} early" if experiment.meta["scheduler"]["name"] == "asha" else ""
+    from tune_app.tuner.schedulers import summary
+
+    asha = f"; {summary(experiment.meta['scheduler'], stopped)}"
     print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{asha}")
     print(format_table(rows))
     if experiment.seeded:

@@ -39,6 +39,12 @@ class Scheduler:
         return ""
 
     @staticmethod
+    def summary(settings: dict[str, Any], stopped: int) -> str:
+        """What it did, for the report and the end of a search (settings: as experiment.json
+        recorded the scheduler section)."""
+        return "no early stopping"
+
+    @staticmethod
     def state(scheduler) -> Optional[dict[str, Any]]:
         return None
 
@@ -50,6 +56,12 @@ class Scheduler:
 def check_scheduler(spec: "ExperimentSpec", error: Error) -> None:
     """The scheduler's rules (called by load_spec once the grid is known)."""
     SCHEDULERS[spec.scheduler.name].check(spec, error)
+
+
+def summary(settings: dict[str, Any], stopped: int) -> str:
+    """What the recorded scheduler did; an experiment of a name no longer registered says so."""
+    name = settings.get("name", "none")
+    return SCHEDULERS[name].summary(settings, stopped) if name in SCHEDULERS else f"scheduler {name}"
 
 
 def _epochs_fixed(spec: "ExperimentSpec", error: Error, what: str) -> None:
@@ -88,6 +100,11 @@ class Asha(Scheduler):
         return ASHAScheduler(time_attr=TIME_ATTR, max_t=spec.base.train.epochs,
                              grace_period=spec.scheduler.grace_period,
                              reduction_factor=spec.scheduler.reduction_factor)
+
+    @staticmethod
+    def summary(settings, stopped):
+        return (f"ASHA (grace period {settings['grace_period']}, reduction factor "
+                f"{settings['reduction_factor']:g}) stopped {stopped} early")
 
     @staticmethod
     def budget(spec):
@@ -141,6 +158,10 @@ class HyperBand(Scheduler):
 
         return HyperBandScheduler(time_attr=TIME_ATTR, max_t=spec.base.train.epochs,
                                   reduction_factor=spec.scheduler.reduction_factor, stop_last_trials=True)
+
+    @staticmethod
+    def summary(settings, stopped):
+        return f"HyperBand (reduction factor {settings['reduction_factor']:g}) stopped {stopped} early"
 
     @staticmethod
     def budget(spec):
@@ -200,6 +221,10 @@ class Median(Scheduler):
                                   min_samples_required=3)
 
     @staticmethod
+    def summary(settings, stopped):
+        return f"the median stopping rule (grace period {settings['grace_period']}) stopped {stopped} early"
+
+    @staticmethod
     def budget(spec):
         return (f"the median rule may stop a trial from epoch {spec.scheduler.grace_period} on, once 3 trials "
                 "have reported")
@@ -246,6 +271,10 @@ class Pbt(Scheduler):
             hyperparam_mutations=wrap({k: mutation(d) for k, d in Pbt.mutated(spec).items()}),
             quantile_fraction=spec.scheduler.quantile_fraction, resample_probability=0.25,
             synch=False, log_config=False)
+
+    @staticmethod
+    def summary(settings, stopped):
+        return f"PBT (perturbation interval {settings.get('perturbation_interval')} epochs)"
 
     @staticmethod
     def budget(spec):
