@@ -208,10 +208,21 @@ def make_searcher(spec: ExperimentSpec, experiment_dir: Path):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
+    from tune_app.metric_names import natural_mode
+
     # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
     storage = optuna.storages.RDBStorage(f"sqlite:///{(experiment_dir / 'optuna.db').resolve()}")
-    return OptunaSearch(sampler=optuna.samplers.TPESampler(seed=spec.search.seed), storage=storage,
-                        study_name=experiment_dir.name)
+    sampler = optuna.samplers.TPESampler(seed=spec.search.seed)  # TPE handles one objective or two
+    if spec.search.objectives:
+        from tune_app.judge import judge_settings
+        from tune_app.optuna_objectives import TwoObjectiveOptunaSearch
+
+        # The study sees what ASHA sees (the judged column), then the cost, lower better.
+        cost = spec.search.objectives[1]
+        return TwoObjectiveOptunaSearch(metric=[judge_settings(spec)["column"], cost],
+                                        mode=[spec.search.mode, natural_mode(cost)], sampler=sampler,
+                                        storage=storage, study_name=experiment_dir.name)
+    return OptunaSearch(sampler=sampler, storage=storage, study_name=experiment_dir.name)
 
 
 def make_scheduler(spec: ExperimentSpec):
@@ -598,7 +609,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
                                results_dir=None if location.remote else str(experiment_dir),
-                               judge=judge_settings(spec))
+                               judge=judge_settings(spec), costs=spec.search.objectives[1:])
     status = "interrupted"
     started = time.perf_counter()
     interrupts = _Interrupts()
@@ -773,6 +784,10 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
               f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
+    from tune_app.pick import front_summary
+
+    for line in front_summary(experiment):
+        print(line)
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
 
