@@ -127,6 +127,11 @@ class SearchConfig:
                       "val_accuracy, val_loss, val_top5_accuracy or val_macro_f1", "val_accuracy")
     mode: Literal["max", "min"] = doc("max or min; left out = the metric's natural direction "
                                       "(min for val_loss, max for the others)", "max")
+    objectives: list[str] = doc(
+        "two objectives: a validation metric (which becomes search.metric), then a cost of the model: "
+        "params (trainable parameters), mflops (forward MFLOPs per image) or latency_ms (inference ms per "
+        "image on the trial's device); each better in its natural direction, costs lower. retrain_best "
+        "picks from the Pareto front; [] = one objective, search.metric", factory=list)
     seed: int = doc("seed of the searcher (random draws, Optuna's sampler)", 0)
     max_concurrent: int = doc("trials running at once; 0 = as many as resources allow", 0)
     max_failures: int = doc("times a crashed trial is restarted from its last checkpoint", 2)

@@ -46,6 +46,8 @@ def configurations_in(spec: "ExperimentSpec") -> int:
 def budget_line(spec: "ExperimentSpec") -> str:
     """The race's share of the epoch budget, for --dry-run."""
     finalists = min(spec.select.finalists, configurations_in(spec))
+    if spec.search.objectives:  # spec_objectives refuses a race there
+        return "race: none (two objectives): retrain_best picks from the Pareto front (--pick smallest-within 0.01)"
     if finalists < 2:
         return "race: none (select.finalists < 2 configurations): retrain_best takes the search's best"
     epochs = race_epochs(spec)

@@ -7,6 +7,7 @@ Written inside the experiment folder, and nothing else there is touched:
   report/importance.png          PED-ANOVA and fANOVA importance of each searched hyperparameter
   report/confusion_matrix.png    after retrain_best: the test confusion matrix, rows normalised
   report/per_class_accuracy.png  after retrain_best: test accuracy of every class, sorted
+  report/pareto_front.png        with search.objectives: each configuration's cost and metric, the front, the pick
   report/lr_range.png            a copy of the `tune_app.check` lr range test, if it was run
 Running it again overwrites only these files; it also works on a search still in progress.
 `--compare A B ...` writes one report of several experiments instead (see tune_app.report_compare).
@@ -437,6 +438,9 @@ def write_report(experiment_dir: Path) -> Path:
 
     lines += importance_section(exp, figures)
     lines += race_section(exp, figures)
+    from tune_app.report_pareto import pareto_section
+
+    lines += pareto_section(exp, figures)
     best_dir = newest_retrain(exp.path)
     if best_dir is not None:
         lines += retrain_section(exp, best_dir, figures)

@@ -19,7 +19,7 @@ from tune_app.metric_names import test_key
 if TYPE_CHECKING:
     from tune_app.config import TrialConfig
     from tune_app.data import DataBundle, Split
-    from tune_app.pick import Choice
+    from tune_app.pick import Choice, PickRule
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +37,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=1,
                    help="retrain with this many seeds (train.seed, +1, ...) and report the test mean and spread; "
                         "the first seed's model is the one saved (default 1)")
+    p.add_argument("--pick", nargs="+", metavar="RULE",
+                   help="how to pick: `best` (the race's pick, else the search's best), or `smallest-within "
+                        "POINTS`: with search.objectives, the cheapest model on the Pareto front whose metric is "
+                        "within POINTS of the front's best, in the metric's units (0.01 = 1 point of accuracy); "
+                        "default: smallest-within 0.01 with two objectives, else best")
     return p
 
 
@@ -79,7 +84,8 @@ class EpochProgress:
 
 
 def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | None = None,
-            seeds: int = 1) -> dict[str, Any]:
+            seeds: int = 1, pick: "PickRule | None" = None) -> dict[str, Any]:
+    """pick: how to choose the configuration; None = pick.default_rule."""
     from tune_app.checkpoint import save_checkpoint
     from tune_app.data import Split, load_dataset
     from tune_app.experiment import load_experiment
@@ -89,7 +95,7 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     from tune_app.training import limit_threads
 
     experiment = load_experiment(experiment_dir)
-    choice = choose(experiment)
+    choice = choose(experiment, pick)
     metric, mode = experiment.metric, experiment.mode
     # retrain.epochs when the spec sets it (a final model may deserve more epochs than any
     # comparison could afford); 0 = the length the pick was judged at: the race's epochs, or
@@ -115,7 +121,8 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     metrics = {
         "experiment": str(experiment.path),
         "trial": choice.run,
-        "hparams": choice.hparams if choice.stage == "race" else experiment.best_trial().hparams,
+        # The trial's own values (with its seed) when the pick is a search trial.
+        "hparams": choice.hparams if choice.stage == "race" else search_trial.hparams,
         "config": cfg.to_dict(),
         "epochs": epochs,
         "train_on": train_on,
@@ -251,6 +258,7 @@ def summary_markdown(m: dict[str, Any]) -> str:
     ]
     how = [f"How it was chosen ({chosen['stage']}): {chosen['rule']}.", "", f"Decision: {chosen['sentence']}.", ""] \
         if chosen else []
+    how += front_markdown(chosen, m["trial"])
     worst = sorted(((v, k) for k, v in t["per_class_accuracy"].items() if v is not None))[:5]
     return "\n".join([
         f"# Best configuration of `{Path(m['experiment']).name}`", "",
@@ -258,6 +266,24 @@ def summary_markdown(m: dict[str, Any]) -> str:
         "then evaluated once on the untouched test split.", "", *how, *rows, "",
         "Hardest classes (test accuracy): " + ", ".join(f"{k} {v:.2f}" for v, k in worst), "",
     ])
+
+
+def front_markdown(chosen: dict[str, Any], trial: str) -> list[str]:
+    """The Pareto front retrain_best picked from (search.objectives), as a table; the pick in bold."""
+    if not chosen.get("front"):
+        return []
+    from tune_app.pareto import cost_text
+
+    metric, cost = chosen["objectives"]
+    rows = ["| configuration | " + metric + " | " + cost + " | runs | trial |", "| --- | --- | --- | --- | --- |"]
+    for row in chosen["front"]:
+        cells = [row["configuration"], f"{row[metric]:.4f}", cost_text(cost, row[cost]), str(row["runs"]), row["trial"]]
+        rows.append("| " + " | ".join(f"**{c}**" if row["trial"] == trial else c for c in cells) + " |")
+    rule = chosen["pick_rule"]["rule"]
+    if chosen["pick_rule"].get("tolerance") is not None:
+        rule += f" {chosen['pick_rule']['tolerance']:g}"
+    left_out = f" {chosen['left_out']}." if chosen.get("left_out") else ""
+    return [f"Pareto front of {metric} and {cost}, cheapest first (pick rule: {rule}).{left_out}", "", *rows, ""]
 
 
 def check_search_done(experiment_dir: Path, force: bool) -> None:
@@ -289,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UsageError(f"must be >= 1, got {args.epochs}", key="--epochs",
                          fix="pass a positive number of epochs, or leave it out for the spec's retrain.epochs")
+    from tune_app.pick import parse_pick
+
+    pick = parse_pick(args.pick)
     from tune_app.experiment import newest_experiment
     from tune_app.storage import Location
 
@@ -297,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"must be >= 1, got {args.seeds}", key="--seeds", fix="pass e.g. --seeds 3, or leave it out")
     experiment_dir = location.pull()
     check_search_done(experiment_dir, args.force)
-    m = retrain(experiment_dir, args.epochs, args.train_on, args.seeds)
+    m = retrain(experiment_dir, args.epochs, args.train_on, args.seeds, pick)
     out = Path(m["output_dir"]).name
     location.push(out)
     t, metric = m["test"], m["metric"]

@@ -452,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
                                results_dir=None if location.remote else str(experiment_dir),
-                               judge=judge_settings(spec))
+                               judge=judge_settings(spec), costs=spec.search.objectives[1:])
     status = "interrupted"
     started = time.perf_counter()
     interrupts = _Interrupts()
@@ -602,6 +602,10 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
               f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
     print_importance(experiment)
+    from tune_app.pick import front_summary
+
+    for line in front_summary(experiment):
+        print(line)
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
 

@@ -328,8 +328,10 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     )
     _check_registries(spec, parser)
     _check_search(spec, parser)
+    from tune_app.spec_objectives import check_objectives
     from tune_app.spec_select import check_selection
 
+    check_objectives(spec, parser, data)  # first: the objectives set the metric check_selection checks
     check_selection(spec, parser, data)
     return spec
 

@@ -63,7 +63,7 @@ class Grid(Searcher):
     @staticmethod
     def domain_error(kind):
         return (f"search.algorithm grid needs 'grid:' lists, got '{kind}'",
-                "write 'grid: [...]' or set search.algorithm: random or optuna")
+                "write 'grid: [...]' or set search.algorithm: optuna (or random)")
 
     @staticmethod
     def check(spec, error):
@@ -127,6 +127,16 @@ class Optuna(Searcher):
         sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
         # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
         storage = optuna.storages.RDBStorage(f"sqlite:///{(Path(experiment_dir) / 'optuna.db').resolve()}")
+        if spec.search.objectives:
+            from tune_app.judge import judge_settings
+            from tune_app.metric_names import natural_mode
+            from tune_app.tuner.optuna_objectives import TwoObjectiveOptunaSearch
+
+            # The study sees what the scheduler sees (the judged column), then the cost, lower better.
+            cost = spec.search.objectives[1]
+            return TwoObjectiveOptunaSearch(metric=[judge_settings(spec)["column"], cost],
+                                            mode=[spec.search.mode, natural_mode(cost)], sampler=sampler,
+                                            storage=storage, study_name=Path(experiment_dir).name)
         return OptunaSearch(sampler=sampler, storage=storage, study_name=Path(experiment_dir).name)
 
     @staticmethod

@@ -19,12 +19,13 @@ from ray import tune
 
 from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
+from tune_app.costs import measure
 from tune_app.data import DataBundle
 from tune_app.fileio import DISK_RESERVE, free_bytes
 from tune_app.hparams import decode, unwrap
 from tune_app.judge import Judge
 from tune_app.metric_names import judged_column
-from tune_app.training import limit_threads, train
+from tune_app.training import limit_threads, pick_device, train
 
 
 def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
@@ -41,13 +42,19 @@ def quiet_exit_hook(unraisable, fallback=sys.__unraisablehook__) -> None:
 
 
 def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle, cpus: float,
-              results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None) -> None:
+              results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None,
+              costs: tuple[str, ...] = ()) -> None:
     """results_dir: the experiment folder when it is on a local (or mounted) disk, whose free
     space decides whether a checkpoint is written; None for object stores.
-    judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares."""
+    judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares.
+    costs: the model's costs to report with every epoch (search.objectives' cost; tune_app.costs)."""
     sys.unraisablehook = quiet_exit_hook
     cfg = TrialConfig.from_dict(base).with_overrides(decode(unwrap(config)))
     limit_threads(cfg.train, cpus)  # several trials share the node's cores
+    # Measured here, in the trial: only it knows its device (and latency is timed under its thread
+    # share). Once per architecture in this worker process.
+    measured = measure(cfg.model, data.num_classes, data.image_shape, pick_device(cfg.train), costs,
+                       cfg.train.amp) if costs else {}
     resume = None
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -63,7 +70,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
         # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
-        metrics = {**metrics, "node_id": node,
+        metrics = {**metrics, **measured, "node_id": node,
                    judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
         with tempfile.TemporaryDirectory() as directory:
             size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
@@ -97,9 +104,10 @@ def explain_out_of_memory(trial: str, cfg: TrialConfig):
 
 
 def make_trainable(base: TrialConfig, data: DataBundle, cpus: float, gpus: float,
-                   results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None):
+                   results_dir: Optional[str] = None, judge: Optional[dict[str, Any]] = None,
+                   costs: tuple[str, ...] = ()):
     fn = tune.with_parameters(run_trial, base=base.to_dict(), data=data, cpus=cpus, results_dir=results_dir,
-                              judge=judge)
+                              judge=judge, costs=tuple(costs))
     return tune.with_resources(fn, {"cpu": cpus, "gpu": gpus})
 
 
