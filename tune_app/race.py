@@ -40,7 +40,7 @@ def race_epochs(spec: "ExperimentSpec") -> int:
 
 
 def configurations_in(spec: "ExperimentSpec") -> int:
-    return len(spec.grid_points()) if spec.search.algorithm == "grid" else spec.search.num_samples
+    return spec.grid.size() if spec.search.algorithm == "grid" else spec.search.num_samples
 
 
 def budget_line(spec: "ExperimentSpec") -> str:

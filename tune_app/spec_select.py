@@ -43,7 +43,7 @@ def check_selection(spec: "ExperimentSpec", parser: "_Parser", data: dict[str, A
         if not ok(value):
             raise parser.error(key, f"{value!r} {message}", fix)
     finalists = spec.select.finalists
-    configurations = len(spec.grid_points()) if spec.search.algorithm == "grid" else spec.search.num_samples
+    configurations = spec.grid.size() if spec.search.algorithm == "grid" else spec.search.num_samples
     if "finalists" in (data.get("select") or {}) and finalists > configurations:
         raise parser.error("select.finalists", f"{finalists} finalists, but the search has only "
                            f"{configurations} configuration(s)",
