@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import REPO, make_spec
 from tune_app.experiment import load_experiment
-from tune_app.ray_network import SINGLE_HOST_ENV
+from tune_app.tuner.network import SINGLE_HOST_ENV
 
 RAY = str(Path(sys.executable).with_name("ray"))
 
@@ -36,7 +36,7 @@ def cluster():
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(tmp / "token")}
     env.pop("RAY_ADDRESS", None)
     # An in-process search earlier in the session keeps its own Ray on loopback through this
-    # variable (tune_app.ray_network); a node that must join a cluster cannot have it.
+    # variable (tune_app.tuner.network); a node that must join a cluster cannot have it.
     env.pop(SINGLE_HOST_ENV, None)
     port = free_port()
     address = f"127.0.0.1:{port}"

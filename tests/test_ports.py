@@ -13,7 +13,7 @@ import time
 import pytest
 
 from tests.conftest import make_spec
-from tune_app.ray_network import SINGLE_HOST_ENV, is_loopback
+from tune_app.tuner.network import SINGLE_HOST_ENV, is_loopback
 
 # One trial of a few epochs: long enough for every Ray process (GCS, raylet, dashboard and its
 # agent, runtime-env agent, the trial's worker) to be up and listening while we look.

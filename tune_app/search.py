@@ -7,7 +7,6 @@ prepared once in the driver and shared with every trial.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import posixpath
 import shutil
@@ -22,23 +21,9 @@ from tune_app.errors import UsageError, cli_entry
 from tune_app.flags import check_count, check_interface, check_port
 from tune_app.lock import holder, owner_fields
 from tune_app.names import check_name
-from tune_app.ray_network import keep_local_ray_on_loopback
+from tune_app.tuner.network import keep_local_ray_on_loopback
 from tune_app.spec import ExperimentSpec, load_spec
 from tune_app.storage import Location, is_uri
-
-# Ray reads these at import / Tuner construction. We log TensorBoard ourselves (HParams that
-# work) and want the classic reporter, whose columns we choose.
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# We catch SIGINT ourselves (to know a run was interrupted) and forward it as SIGUSR1, on which
-# Tune stops gracefully just as it would on SIGINT.
-os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
-# Ray's end-of-run analysis warns about each trial an interruption left unstarted; the summary
-# table shows them ("not started"), so the warning is noise.
-logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-# Every epoch checkpoints by design; Ray's "snapshotting too often" warning is noise here.
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-
 
 # Above this many trials a search must be asked for with --max-trials: a grid one list too
 # long would otherwise start a run of days with nothing on screen but Ray's table.
