@@ -47,15 +47,26 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def _ray_up() -> bool:
+    import sys
+
+    ray = sys.modules.get("ray")
+    return bool(ray and ray.is_initialized())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before any fixture: a module fixture that runs a search counts for the test that needs it.
+    item._ray_before = (_ray_sessions(), _ray_up())
+
+
 @pytest.fixture(autouse=True)
 def _ray_tests_are_marked(request):
     """A test that starts Ray without @pytest.mark.ray fails: the fast loop must stay fast.
     TUNE_APP_RECORD_RAY=FILE lists such tests in FILE instead (to mark them in one go)."""
     import sys
 
-    before = _ray_sessions()
-    ray = sys.modules.get("ray")
-    was_up = bool(ray and ray.is_initialized())
+    before, was_up = getattr(request.node, "_ray_before", (_ray_sessions(), _ray_up()))
     yield
     ray = sys.modules.get("ray")
     started = _ray_sessions() != before or (not was_up and bool(ray and ray.is_initialized()))
