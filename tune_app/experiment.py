@@ -7,12 +7,16 @@ results/<name>/
                        params.json, checkpoint_*/checkpoint.pt, tb/ (TensorBoard)
   trials.json          the ranked table, written when the search ends
   best/                retrain-best output
+
+A warm-started search (tune_app.warm) also ranks trials of earlier experiments: experiment.json
+"warm_start" lists them, and they are read in place from their own folders, read-only.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +68,7 @@ class TrialRecord:
     hparams: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     ended: Optional[str] = None  # "TERMINATED" / "ERROR" once the trial really ended, else None
+    origin: Optional[str] = None  # warm start: the earlier experiment (folder name) it ran in; None = this one
 
     @property
     def epochs_run(self) -> int:
@@ -180,8 +185,19 @@ class Experiment:
                 "worst": (min if self.mode == "max" else max)(bests) if bests else None,
                 "epochs": sum(t.epochs_run for t in config.trials),
                 "trials": " ".join(t.name for t in config.trials),
+                **self._origin(config.trials),
             })
         return rows
+
+    @property
+    def warm_started(self) -> bool:
+        return any(t.origin for t in self.trials)
+
+    def _origin(self, trials: list[TrialRecord]) -> dict[str, Any]:
+        """The `from` column (warm-started experiments only): which earlier experiment ran them."""
+        if not self.warm_started:
+            return {}
+        return {"from": ", ".join(sorted({t.origin for t in trials if t.origin})) or None}
 
     def table(self) -> list[dict[str, Any]]:
         """One row per trial, ranked: what search prints and report renders."""
@@ -191,6 +207,7 @@ class Experiment:
             rows.append({
                 "rank": rank if trial.best(self.metric, self.mode) is not None else None,
                 "trial": trial.name,
+                **self._origin([trial]),
                 **shown(trial.hparams),
                 "epochs": trial.epochs_run,
                 f"best_{self.metric}": trial.best(self.metric, self.mode),
@@ -255,7 +272,46 @@ def load_experiment(path: str | Path) -> Experiment:
             history=history,
             ended=read_ended(trial_dir),
         ))
-    return Experiment(path=path, meta=meta, trials=trials)
+    return Experiment(path=path, meta=meta, trials=trials + earlier_trials(path, meta))
+
+
+WARM_KEY = "warm_start"  # experiment.json: the earlier experiments and trials a search took over
+
+
+def _earlier_entries(path: Path, meta: dict[str, Any]) -> list[dict[str, Any]]:
+    record = meta.get(WARM_KEY)
+    if record is None:
+        return []
+    entries = record.get("trials") if isinstance(record, dict) else None
+    keys = ("name", "from", "path", "hp")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and all(k in e for k in keys) for e in entries):
+        raise UsageError(f"the experiment's record has a malformed '{WARM_KEY}' entry",
+                         file=str(path / EXPERIMENT_FILE),
+                         fix="restore experiment.json from a backup, or run the search again")
+    return entries
+
+
+def earlier_trials(path: Path, meta: dict[str, Any]) -> list[TrialRecord]:
+    """The earlier experiments' trials a warm-started search took over, read where they ran."""
+    trials = []
+    for entry in _earlier_entries(path, meta):
+        folder = Path(os.path.normpath(path / entry["path"]))
+        if not folder.is_dir():
+            raise UsageError(f"the trial {entry['name']} this search took over (warm start) is missing",
+                             file=str(folder), fix=f"restore the experiment {entry['from']} where it was: the "
+                             "warm-started search reads its trials in place")
+        trials.append(TrialRecord(name=entry["name"], path=folder, hparams=entry["hp"],
+                                  history=read_history(folder / RESULT_FILE), ended=read_ended(folder),
+                                  origin=entry["from"]))
+    return trials
+
+
+def trial_dir(path: Path, name: str) -> Path:
+    """The folder of the experiment's trial `name`: its own, or an earlier experiment's."""
+    for entry in _earlier_entries(path, read_meta(path)):
+        if entry["name"] == name:
+            return Path(os.path.normpath(path / entry["path"]))
+    return path / name
 
 
 def read_meta(path: Path) -> dict[str, Any]:

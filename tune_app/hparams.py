@@ -48,6 +48,12 @@ def ray_column(key: str) -> str:
     return f"{HP_KEY}/{key}"
 
 
+def point_key(hparams: dict[str, Any]) -> str:
+    """One string per point of a search space, whatever the order of its keys: what tells two
+    runs of one configuration apart from two configurations."""
+    return json.dumps(hparams, sort_keys=True)
+
+
 def encode_choice(value: Any) -> Any:
     """Optuna categoricals hold only scalars, so list values travel as JSON strings."""
     return json.dumps(value) if isinstance(value, list) else value

@@ -11,18 +11,17 @@ does; `race/plan.json` records the planned runs before anything trains, and expe
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from tune_app.experiment import (EXPERIMENT_FILE, RESULT_FILE, Experiment, best_value, format_table,
-                                 read_history, read_meta, read_trial_params)
+                                 read_history, read_meta, read_trial_params, trial_dir)
 from tune_app.fileio import read_json, write_json_atomic
 from tune_app.selection import Decision, Finalist, decide, mean_interval
-from tune_app.hparams import decode, unwrap
+from tune_app.hparams import decode, point_key, unwrap
 from tune_app.spec import SEED_KEY
 
 if TYPE_CHECKING:
@@ -95,10 +94,6 @@ def plan(experiment: Experiment, spec: "ExperimentSpec", num_classes: int, chann
     return {"metric": metric, "mode": mode, "epochs": epochs, "seeds": seeds, "finalists": entries}
 
 
-def _key(hp: dict[str, Any]) -> str:
-    return json.dumps(hp, sort_keys=True)
-
-
 # --------------------------------------------------------------------------- results
 
 
@@ -114,7 +109,7 @@ class RaceResult:
         for entry in self.plan["finalists"]:
             finals, bests = [], []
             for run in entry["runs"]:
-                history = self.histories.get(_key(run["hp"]), [])
+                history = self.histories.get(point_key(run["hp"]), [])
                 last = history[-1] if history else {}
                 done = int(last.get("epoch", 0)) >= epochs and not any(h.get("diverged") for h in history)
                 finals.append(last.get(metric) if done else None)
@@ -133,7 +128,7 @@ class RaceResult:
         return decide(finalists, self.plan["metric"], self.plan["mode"])
 
     def run_of(self, entry: dict[str, Any], seed_index: int) -> str:
-        return self.run_names.get(_key(entry["runs"][seed_index]["hp"]), "-")
+        return self.run_names.get(point_key(entry["runs"][seed_index]["hp"]), "-")
 
     def trained_epochs(self) -> int:
         """Epochs the race itself trained (reused search runs cost nothing)."""
@@ -153,14 +148,16 @@ def load_race(experiment_dir: Path) -> Optional[RaceResult]:
     for entry in planned["finalists"]:
         for run in entry["runs"]:
             if run["reuse"]:
-                histories[_key(run["hp"])] = read_history(experiment_dir / run["reuse"] / RESULT_FILE)
-                names[_key(run["hp"])] = run["reuse"]
+                # A warm-started search's trial may have run in an earlier experiment's folder.
+                folder = trial_dir(experiment_dir, run["reuse"])
+                histories[point_key(run["hp"])] = read_history(folder / RESULT_FILE)
+                names[point_key(run["hp"])] = run["reuse"]
     for run_dir in _run_dirs(race_dir):
         history = read_history(run_dir / RESULT_FILE)
         if history:
             hp = read_trial_params(run_dir, required=True)
-            histories[_key(hp)] = history
-            names[_key(hp)] = run_dir.name
+            histories[point_key(hp)] = history
+            names[point_key(hp)] = run_dir.name
     return RaceResult(planned, histories, names)
 
 
@@ -187,11 +184,14 @@ def mark_stage(experiment_dir: Path, stage: str, status: str, planned: dict[str,
 
 
 def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path, data: "DataBundle",
-             interrupts: Any, guard: Any, storage: tuple[str, Any]) -> int:
+             interrupts: Any, guard: Any, storage: tuple[str, Any],
+             before_training: Optional[Callable[[], None]] = None) -> int:
     """Plan (or reload the plan of) the race and run its unfinished runs through Tune; print the
     race table and the decision. interrupts: search._Interrupts (its count says Ctrl-C/SIGTERM).
     storage: (experiment path, filesystem) as the search gives them to Ray, so the race's
     pickles and checkpoints are signed like the search's (tune_app.integrity).
+    before_training: called before the race trains anything (search.py starts Ray there when
+    the search itself trained nothing: a warm-started grid whose every point had run).
     0 = decided (or no race), 1 = a run failed, 130 = interrupted."""
     from tune_app.experiment import load_experiment
     from tune_app.tuner.build import race_tuner
@@ -216,6 +216,8 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
     mark_stage(experiment_dir, "race", "running", planned)
     location.push(EXPERIMENT_FILE)
     if todo:
+        if before_training is not None:
+            before_training()
         trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
                                    results_dir=None if location.remote else str(experiment_dir))
         # An unfinished run restarts from its first epoch, in a fresh Tune experiment for the
@@ -260,7 +262,7 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
 
 def _run_done(result: Optional[RaceResult], hp: dict[str, Any], epochs: int) -> bool:
     """A run is done when it reached its last epoch, or diverged (running it again would too)."""
-    history = result.histories.get(_key(hp), []) if result else []
+    history = result.histories.get(point_key(hp), []) if result else []
     return bool(history) and (int(history[-1]["epoch"]) >= epochs or any(h.get("diverged") for h in history))
 
 
@@ -282,10 +284,10 @@ class RunNames:
 
     def __init__(self, planned: dict[str, Any]) -> None:
         runs = [run["hp"] for entry in planned["finalists"] for run in entry["runs"]]
-        self.index = {_key(hp): i for i, hp in enumerate(runs)}
+        self.index = {point_key(hp): i for i, hp in enumerate(runs)}
 
     def of(self, hp: dict[str, Any]) -> str:
-        return f"{RUN_PREFIX}{self.index[_key(hp)]:05d}"
+        return f"{RUN_PREFIX}{self.index[point_key(hp)]:05d}"
 
     def __call__(self, trial) -> str:
         return self.of(unwrap(trial.config))

@@ -374,7 +374,8 @@ def checks_section(exp: Experiment, checks_file: Path, figures: Path) -> list[st
 
 def header_lines(exp: Experiment) -> list[str]:
     meta, rows = exp.meta, exp.table()
-    stopped = sum(1 for r in rows if r["status"] == STOPPED)
+    own = [t for t in exp.trials if not t.origin]
+    stopped = sum(1 for t in own if t.status(exp.max_epochs) == STOPPED)
     search, scheduler = meta.get("search", {}), meta.get("scheduler", {})
     from tune_app.tuner.schedulers import summary
 
@@ -382,11 +383,17 @@ def header_lines(exp: Experiment) -> list[str]:
     subset = meta["base"]["dataset"].get("subset_per_class")
     # A quick run's numbers are not the full dataset's: say so where they are read.
     sample = f" (a sample of {subset} images a class, `dataset.subset_per_class`)" if subset else ""
+    earlier = sorted({t.origin for t in exp.trials if t.origin})
+    # A warm start's earlier trials were trained (and paid for) in their own experiments.
+    warm = (f" {len(exp.trials) - len(own)} of the trials ran in the earlier experiment(s) "
+            f"{', '.join(f'`{e}`' for e in earlier)} (warm start, column `from`) and were not trained again."
+            if earlier else "")
     lines = [f"# Search report: `{exp.path.name}`", "",
              f"Spec `{meta.get('spec_path')}`, dataset `{meta['base']['dataset']['name']}`{sample}, "
              f"{search.get('algorithm', 'grid')} search: {len(rows)} trials, "
-             f"{sum(r['epochs'] for r in rows)} epochs trained (at most {exp.max_epochs} each); {asha}. "
-             f"Search status: **{meta.get('status', 'unknown')}**.", ""]
+             f"{sum(t.epochs_run for t in own)} epochs trained{' here' if earlier else ''} "
+             f"(at most {exp.max_epochs} each); {asha}."
+             f"{warm} Search status: **{meta.get('status', 'unknown')}**.", ""]
     if any(not t.diverged for t in exp.ranked()):
         best = exp.best_trial()
         hp = ", ".join(f"{field_name(k)}={v}" for k, v in best.hparams.items()) or "no searched fields"

@@ -46,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-gpus", type=float, default=None, help="GPUs of the local Ray instance (default: all)")
     p.add_argument("--max-trials", type=int, default=MAX_TRIALS, metavar="N",
                    help=f"refuse to launch more than N trials (default {MAX_TRIALS}): raise it to run a bigger search")
+    p.add_argument("--warm-start", nargs="+", metavar="DIR", default=[],
+                   help="earlier experiments of the same dataset, model family and fixed settings: a grid skips "
+                        "the points they ran, Optuna's study starts from their results; either way they join "
+                        "the ranking (column `from`)")
     return p
 
 
@@ -61,6 +65,11 @@ def check_flags(args: argparse.Namespace) -> None:
     # 0 GPUs is meaningful: trials run on CPU even on a machine with a GPU.
     check_count(args.num_gpus, "--num-gpus", allow_zero=True, example="1")
     check_count(args.max_trials, "--max-trials", allow_zero=False, example=str(MAX_TRIALS))
+    if args.resume and args.warm_start:
+        # The resumed search keeps the earlier trials it started with (experiment.json); others
+        # would change a grid's points or an Optuna study half-way.
+        raise UsageError("applies to a new search; a resumed one keeps the warm start it began with",
+                         key="--warm-start", fix="leave out --warm-start when resuming")
 
 
 # --------------------------------------------------------------------------- dry run
@@ -264,9 +273,11 @@ def ray_destination(location: Location):
     return posixpath.dirname(path), posixpath.basename(path), fs
 
 
-def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
+def write_meta(path: Path, spec: ExperimentSpec, status: str, warm: Optional[dict[str, Any]] = None) -> None:
+    """warm: the "warm_start" record (tune_app.warm), kept across every rewrite of the file."""
     from dataclasses import asdict
 
+    from tune_app.experiment import WARM_KEY
     from tune_app.fileio import write_json_atomic
 
     meta = {
@@ -281,6 +292,7 @@ def write_meta(path: Path, spec: ExperimentSpec, status: str) -> None:
         "resources": asdict(spec.resources),
         "output": asdict(spec.output),
         "retrain": asdict(spec.retrain),
+        **({WARM_KEY: warm} if warm else {}),
     }
     write_json_atomic(path / "experiment.json", meta)
 
@@ -369,29 +381,38 @@ def main(argv: list[str] | None = None) -> int:
     # Before anything imports Ray, which reads the setting at import. RAY_ADDRESS joins a
     # cluster as --address does.
     keep_local_ray_on_loopback(args.dashboard_host, args.address or os.environ.get("RAY_ADDRESS"))
+    warm, warm_record = None, None
     if args.resume:
         location = Location(args.resume)
         experiment_dir = location.pull()
         spec = spec_from_experiment(experiment_dir)
         check_resumable(location, experiment_dir)
+        from tune_app.experiment import WARM_KEY, read_meta
+
+        warm_record = read_meta(experiment_dir).get(WARM_KEY)
     else:
         spec = load_spec(args.space)
         if args.name is not None:
             spec.output.name = args.name  # checked by check_flags
+        if args.warm_start:
+            warm = take_over(spec, args.warm_start)
     if not args.resume and not args.dry_run:
         from tune_app.integrity import load_key
 
         load_key(create=True)  # the first search of this user makes the key; a bad one stops here
     for line in _dropped_lines(spec, "note: dropped"):
         print(line)
+    launches = expected_trials(spec, warm, warm_record)
+    if warm is not None:
+        print(warm_line(spec, warm, launches), flush=True)
     if args.dry_run:
         print(describe_trials(spec))
-        if not args.resume and spec.trial_count() > args.max_trials:
-            print(f"note: launching {spec.trial_count()} trials needs --max-trials {spec.trial_count()} "
+        if not args.resume and launches > args.max_trials:
+            print(f"note: launching {launches} trials needs --max-trials {launches} "
                   f"(the limit is {args.max_trials})")
         return 0
     if not args.resume:
-        check_trial_count(spec, args.max_trials)
+        check_trial_count(spec, args.max_trials, launches)
     storage = Location(args.storage or spec.output.results_dir) if not args.resume else location
     check_writable(storage)
     if not args.address:
@@ -409,35 +430,31 @@ def main(argv: list[str] | None = None) -> int:
 
     from tune_app.tuner import build
     from tune_app.tuner.callbacks import DiskSpaceGuard
-    from tune_app.tuner.cluster import cluster_resources, start_ray
     from tune_app.tuner.trainable import make_trainable
 
-    print("starting Ray" + (f" (joining {args.address})" if args.address else " on this machine")
-          + "; trials show as PENDING until their workers have started", flush=True)
-    context = start_ray(args)
-    # With token authentication on (Ray's default for a local cluster; ray.init records the mode
-    # in RAY_AUTH_MODE) the web UI asks for the token: say how to get it. Flushed, so that a
-    # pipe (tee, a test) sees the address while the search runs.
-    print(f"Ray dashboard: http://{context.dashboard_url}"
-          + ("  (asks for a token: `ray get-auth-token` prints it)"
-             if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "")
-          if context.dashboard_url else "Ray dashboard: not available (this cluster runs without it)", flush=True)
-    nodes = cluster_resources()
-    check_resources(spec, nodes)
-    check_storage(args, spec, len(nodes))
+    ray_started: list[bool] = []
+
+    def ensure_ray() -> None:
+        """Ray starts only for training: a warm-started grid with every point run needs none."""
+        if not ray_started:
+            _start_ray(args, spec)
+            ray_started.append(True)
+
+    if launches:
+        ensure_ray()
+    else:
+        print("nothing to train in the search: Ray is not started for it", flush=True)
 
     # Only now, with every check passed, does the run get a folder of its own.
     if not args.resume:
         location = claim_experiment_dir(storage, spec.output.name)
         experiment_dir = location.local
         shutil.copyfile(spec.path, experiment_dir / "spec.yaml")
-    write_meta(experiment_dir, spec, "running")
+        warm_record = warm.record(experiment_dir) if warm else None
+    write_meta(experiment_dir, spec, "running", warm_record)
     location.push("spec.yaml", "experiment.json")
     from tune_app.judge import judge_settings
 
-    trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial, spec.resources.gpus_per_trial,
-                               results_dir=None if location.remote else str(experiment_dir),
-                               judge=judge_settings(spec), costs=spec.search.objectives[1:])
     status = "interrupted"
     started = time.perf_counter()
     interrupts = _Interrupts()
@@ -449,29 +466,34 @@ def main(argv: list[str] | None = None) -> int:
     storage_path, ray_name, fs = ray_destination(location)
     path = posixpath.join(storage_path, ray_name)
     try:
-        if args.resume:
-            tuner = build.restored_tuner(path, trainable, fs)
-        else:
-            tuner = build.search_tuner(spec, trainable, (storage_path, ray_name, fs), experiment_dir, guard)
-        try:
-            tuner.fit()
-        except KeyboardInterrupt:
-            pass  # the second Ctrl-C: stop at once; what was saved is resumable
-        except OSError as err:
-            from tune_app.fileio import is_disk_full
+        if launches:
+            trainable = make_trainable(spec.base, data, spec.resources.cpus_per_trial,
+                                       spec.resources.gpus_per_trial,
+                                       results_dir=None if location.remote else str(experiment_dir),
+                                       judge=judge_settings(spec), costs=spec.search.objectives[1:])
+            if args.resume:
+                tuner = build.restored_tuner(path, trainable, fs)
+            else:
+                tuner = build.search_tuner(spec, trainable, (storage_path, ray_name, fs), experiment_dir, guard,
+                                           warm)
+            try:
+                tuner.fit()
+            except KeyboardInterrupt:
+                pass  # the second Ctrl-C: stop at once; what was saved is resumable
+            except OSError as err:
+                from tune_app.fileio import is_disk_full
 
-            if not is_disk_full(err):
-                raise
-            guard.trip(str(err))
+                if not is_disk_full(err):
+                    raise
+                guard.trip(str(err))
         from tune_app.experiment import read_ended
 
         location.pull()
         ended = [d for d in experiment_dir.glob("trial_*") if read_ended(d)]
         disk_full = guard.tripped or _disk_full_trials(experiment_dir)
-        status = "finished" if not (interrupts.count or disk_full) and len(ended) >= expected_trials(spec) \
-            else "interrupted"
+        status = "finished" if not (interrupts.count or disk_full) and len(ended) >= launches else "interrupted"
     finally:
-        _write_meta_if_possible(experiment_dir, spec, status)
+        _write_meta_if_possible(experiment_dir, spec, status, warm_record)
         location.push("experiment.json")
     if disk_full:
         from tune_app.fileio import DiskFull
@@ -494,20 +516,64 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     from tune_app.race import run_race
 
-    raced = run_race(spec, location, experiment_dir, data, interrupts, guard, storage=(path, fs))
+    raced = run_race(spec, location, experiment_dir, data, interrupts, guard, storage=(path, fs),
+                     before_training=ensure_ray)
     if raced:
         return raced
     print(f"next: python -m tune_app.retrain_best --experiment {location}")
     return 0
 
 
-def _write_meta_if_possible(experiment_dir: Path, spec: ExperimentSpec, status: str) -> None:
+def _start_ray(args: argparse.Namespace, spec: ExperimentSpec) -> None:
+    """Start (or join) Ray and check that the cluster can run this search's trials."""
+    from tune_app.tuner.cluster import cluster_resources, start_ray
+
+    print("starting Ray" + (f" (joining {args.address})" if args.address else " on this machine")
+          + "; trials show as PENDING until their workers have started", flush=True)
+    context = start_ray(args)
+    # With token authentication on (Ray's default for a local cluster; ray.init records the mode
+    # in RAY_AUTH_MODE) the web UI asks for the token: say how to get it. Flushed, so that a
+    # pipe (tee, a test) sees the address while the search runs.
+    print(f"Ray dashboard: http://{context.dashboard_url}"
+          + ("  (asks for a token: `ray get-auth-token` prints it)"
+             if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else "")
+          if context.dashboard_url else "Ray dashboard: not available (this cluster runs without it)", flush=True)
+    nodes = cluster_resources()
+    check_resources(spec, nodes)
+    check_storage(args, spec, len(nodes))
+
+
+def take_over(spec: ExperimentSpec, folders: list[str]):
+    """--warm-start: the earlier trials this search's searcher takes over (tune_app.warm), with
+    a note per earlier experiment on what it left out and why."""
+    from tune_app.tuner.searchers import warm_start
+    from tune_app.warm import load_warm_start
+
+    warm = warm_start(spec, load_warm_start(spec, folders))
+    for note in warm.notes:
+        print(note)
+    return warm
+
+
+def warm_line(spec: ExperimentSpec, warm, launches: int) -> str:
+    names = ", ".join(p.name for p in warm.sources)
+    if not warm.skipped:
+        return (f"warm start: the Optuna study starts with {len(warm.trials)} evaluated trial(s) from {names}; "
+                f"{launches} new trial(s) to run")
+    if not launches:
+        return f"warm start: all {spec.trial_count()} trials of this grid already ran in {names}: nothing to train"
+    return (f"warm start: {len(warm.skipped)} of {spec.trial_count()} trials of this grid already ran in {names}; "
+            f"{launches} to launch")
+
+
+def _write_meta_if_possible(experiment_dir: Path, spec: ExperimentSpec, status: str,
+                            warm: Optional[dict[str, Any]] = None) -> None:
     """The final status, unless the disk is too full for it: experiment.json then keeps its
     previous (whole) content, and --resume still accepts it (its pid has ended)."""
     from tune_app.fileio import DiskFull
 
     try:
-        write_meta(experiment_dir, spec, status)
+        write_meta(experiment_dir, spec, status, warm)
     except DiskFull:
         pass
 
@@ -553,13 +619,21 @@ class _Interrupts:
             os.kill(os.getpid(), signal.SIGUSR1)
 
 
-def expected_trials(spec: ExperimentSpec) -> int:
+def expected_trials(spec: ExperimentSpec, warm=None, warm_record: Optional[dict[str, Any]] = None) -> int:
+    """Trials the search launches: a warm-started grid leaves out the points already run (a new
+    search knows them from `warm`, a resumed one from experiment.json's record)."""
+    from tune_app.tuner.searchers import enumerates
+
+    if warm is not None:
+        return spec.trial_count() - len(warm.skipped)
+    if warm_record and enumerates(spec):
+        return spec.trial_count() - len(warm_record["trials"])
     return spec.trial_count()
 
 
-def check_trial_count(spec: ExperimentSpec, limit: int) -> None:
+def check_trial_count(spec: ExperimentSpec, limit: int, n: Optional[int] = None) -> None:
     """A typo in a grid (one more list) multiplies the trials; launching thousands must be asked for."""
-    n = spec.trial_count()
+    n = spec.trial_count() if n is None else n
     if n > limit:
         raise UsageError(f"the search would launch {n} trials, more than the limit of {limit}", file=spec.path,
                          key="--max-trials", fix=f"shrink the search space (see --dry-run), or pass "
@@ -575,12 +649,15 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     experiment = load_experiment(experiment_dir)
     rows = experiment.table()
     write_json_atomic(experiment_dir / "trials.json", rows, indent=2)
-    stopped = sum(1 for r in rows if r["status"] == "stopped early")
-    epochs = sum(r["epochs"] for r in rows)
+    own = [t for t in experiment.trials if not t.origin]  # a warm start's earlier trials trained elsewhere
+    stopped = sum(1 for t in own if t.status(experiment.max_epochs) == "stopped early")
+    epochs = sum(t.epochs_run for t in own)
     from tune_app.tuner.schedulers import summary
 
     asha = f"; {summary(experiment.meta['scheduler'], stopped)}"
-    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{asha}")
+    earlier = len(rows) - len(own)
+    taken = f" ({earlier} from earlier experiments, column `from`)" if earlier else ""
+    print(f"\n{len(rows)} trials{taken}, {epochs} epochs trained in {seconds:.1f} s{asha}")
     print(format_table(rows))
     if experiment.seeded:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "

@@ -24,6 +24,7 @@ from tune_app.tuner.trainable import trial_dirname
 
 if TYPE_CHECKING:
     from tune_app.spec import ExperimentSpec
+    from tune_app.warm import WarmStart
 
 
 def callbacks(spec: "ExperimentSpec", guard: DiskSpaceGuard, stage: Optional[str] = None) -> list:
@@ -45,18 +46,19 @@ def _run_config(spec: "ExperimentSpec", destination: tuple[str, str, Any], extra
 
 
 def search_tuner(spec: "ExperimentSpec", trainable, destination: tuple[str, str, Any], experiment_dir: Path,
-                 guard: DiskSpaceGuard) -> tune.Tuner:
-    """destination: (storage_path, name, storage_filesystem) of the folder tune_app claimed."""
+                 guard: DiskSpaceGuard, warm: "Optional[WarmStart]" = None) -> tune.Tuner:
+    """destination: (storage_path, name, storage_filesystem) of the folder tune_app claimed.
+    warm: the earlier trials the searcher took over (--warm-start)."""
     scheduler = SCHEDULERS[spec.scheduler.name].build(spec)
     searcher = SEARCHERS[spec.search.algorithm]
     return tune.Tuner(
         trainable,
-        param_space=param_space(spec),
+        param_space=param_space(spec, warm.skipped if warm else frozenset()),
         tune_config=tune.TuneConfig(
             # Schedulers (and Optuna) compare the judged column (scheduler.judge); checkpoints
             # and the ranking keep the metric itself.
             metric=judge_settings(spec)["column"], mode=spec.search.mode,
-            search_alg=searcher.build(spec, experiment_dir), scheduler=scheduler,
+            search_alg=searcher.build(spec, experiment_dir, warm), scheduler=scheduler,
             num_samples=searcher.num_samples(spec),
             # A new trial takes over a finished trial's worker process when their resources
             # match: no torch import and dataset fetch per trial (Ray 2.60 defaults to False).

@@ -1,20 +1,23 @@
 """Search algorithms: name -> entry (`search.algorithm`), each one decorated class.
 
 An entry says which domains its spec may use, checks the spec before Ray starts, builds the
-Ray search algorithm and describes itself in --dry-run. Ray and Optuna are imported only when a
-searcher is built, so the spec can be checked without them.
+Ray search algorithm, says what it makes of earlier trials (--warm-start) and describes itself
+in --dry-run. Ray and Optuna are imported only when a searcher is built, so the spec can be
+checked without them.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 from tune_app.errors import UsageError
 from tune_app.registry import Registry
 
 if TYPE_CHECKING:
     from tune_app.spec import ExperimentSpec
+    from tune_app.warm import WarmStart
 
 SEARCHERS: Registry[type] = Registry("search algorithm", "search.algorithm")
 SAMPLING_DOMAINS = ("choice", "uniform", "loguniform", "randint")
@@ -40,9 +43,19 @@ class Searcher:
         pass
 
     @staticmethod
-    def build(spec: "ExperimentSpec", experiment_dir: Path):
+    def build(spec: "ExperimentSpec", experiment_dir: Path, warm: "Optional[WarmStart]" = None):
         """Ray's search algorithm; None = Tune's own grid/random variant generator."""
         return None
+
+    @staticmethod
+    def warm_start(spec: "ExperimentSpec", warm: "WarmStart") -> "WarmStart":
+        """What this searcher takes over of the earlier trials (tune_app.warm), before Ray starts.
+        A searcher that cannot learn from them, nor skip them, refuses: a warm start that
+        silently changed nothing would be worse."""
+        raise UsageError(f"search.algorithm {spec.search.algorithm} draws its configurations without looking at "
+                         "results, so earlier trials cannot steer it", file=spec.path, key="--warm-start",
+                         fix="set search.algorithm: optuna (its study learns from them) or grid (it skips the "
+                             "points already run), or leave out --warm-start")
 
     @staticmethod
     def num_samples(spec: "ExperimentSpec") -> int:
@@ -80,6 +93,25 @@ class Grid(Searcher):
         return 1  # a grid's runs per configuration are already in its points (one per seed)
 
     @staticmethod
+    def warm_start(spec, warm):
+        from dataclasses import replace
+
+        from tune_app.hparams import point_key
+
+        # One earlier run per point (warm.trials lists completed runs first), as the grid
+        # itself runs each point once per seed.
+        points = {point_key(p) for p in spec.trial_points()}
+        taken: dict[str, object] = {}
+        for trial in warm.trials:
+            key = point_key(trial.hparams)
+            if key in points:
+                taken.setdefault(key, trial)
+        left = len(warm.trials) - len(taken)
+        notes = [f"warm start: {left} earlier trial(s) not taken over: not a point of this grid, or their "
+                 "point has another earlier run already"] if left else []
+        return replace(warm, trials=list(taken.values()), notes=warm.notes + notes, skipped=frozenset(taken))
+
+    @staticmethod
     def describe(spec):
         seeds = spec.seeds
         return (f"grid: {spec.grid.size()} configurations x {len(seeds)} seed(s) "
@@ -93,7 +125,7 @@ class Random(Searcher):
         _no_sampler(spec, error)
 
     @staticmethod
-    def build(spec, experiment_dir):
+    def build(spec, experiment_dir, warm=None):
         from ray.tune.search.basic_variant import BasicVariantGenerator
 
         # Seeded: the same spec draws the same configurations.
@@ -120,9 +152,11 @@ class Optuna(Searcher):
         return spec.search.sampler or "tpe"
 
     @staticmethod
-    def build(spec, experiment_dir):
+    def build(spec, experiment_dir, warm=None):
         import optuna
         from ray.tune.search.optuna import OptunaSearch
+
+        from tune_app.hparams import ray_column
 
         sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
         # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
@@ -137,11 +171,76 @@ class Optuna(Searcher):
             return TwoObjectiveOptunaSearch(metric=[judge_settings(spec)["column"], cost],
                                             mode=[spec.search.mode, natural_mode(cost)], sampler=sampler,
                                             storage=storage, study_name=Path(experiment_dir).name)
-        return OptunaSearch(sampler=sampler, storage=storage, study_name=Path(experiment_dir).name)
+        earlier = warm.trials if warm else []
+        # Ray adds these to the study as COMPLETE trials once the Tuner hands it the space; its
+        # parameter names are the flattened config's ("hp/train.lr").
+        return OptunaSearch(sampler=sampler, storage=storage, study_name=Path(experiment_dir).name,
+                            points_to_evaluate=[{ray_column(k): v for k, v in t.hparams.items()}
+                                                for t in earlier] or None,
+                            evaluated_rewards=[t.value for t in earlier] or None)
+
+    @staticmethod
+    def warm_start(spec, warm):
+        from dataclasses import replace
+
+        from tune_app.hparams import encode_choice
+        from tune_app.judge import Judge
+
+        if spec.search.objectives:
+            # A two-direction study needs each earlier trial's cost as well, which a one-objective
+            # search never measured: refused rather than silently dropped.
+            raise UsageError("a two-objective Optuna study cannot take earlier trials as evaluated points",
+                             file=spec.path, key="--warm-start",
+                             fix="leave out --warm-start, or drop search.objectives")
+        taken, outside, no_value = [], [], 0
+        for trial in warm.trials:
+            hp = {k: encode_choice(v) for k, v in trial.hparams.items()}
+            key = next((k for k, v in hp.items() if not in_domain(spec.space[k], v)), None)
+            if key is not None:
+                outside.append(f"{key}={trial.hparams[key]}")
+                continue
+            # The value the study would have been told had the trial run here: the judged
+            # column (scheduler.judge) at its last epoch, as Ray tells Optuna of its own trials,
+            # so earlier and new trials stand on one scale.
+            judge = Judge(spec.scheduler.judge, spec.search.mode, spec.scheduler.ema)
+            value = None
+            for row in trial.record.history:
+                value = judge.update(row.get(spec.search.metric))
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                no_value += 1
+                continue
+            taken.append(replace(trial, hparams=hp, value=float(value)))
+        notes = []
+        if outside:
+            notes.append(f"warm start: {len(outside)} earlier trial(s) left out of the study: outside this "
+                         f"search's domains ({', '.join(outside[:3])}{', ...' if len(outside) > 3 else ''})")
+        if no_value:
+            notes.append(f"warm start: {no_value} earlier trial(s) left out of the study: no finite "
+                         f"{spec.search.metric} at their last epoch")
+        return replace(warm, trials=taken, notes=warm.notes + notes)
 
     @staticmethod
     def describe(spec):
         return f"optuna {Optuna.sampler_name(spec)} sampler (seed {spec.search.seed}): {spec.trial_count()} trials over"
+
+
+def in_domain(dom, value) -> bool:
+    """Whether a search over `dom` (a spec Domain) could propose `value` (choices encoded)."""
+    from tune_app.hparams import encode_choice
+
+    if dom.kind in ("choice", "grid"):
+        return value in [encode_choice(v) for v in dom.values]
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    lo, hi = dom.values
+    if dom.kind == "randint":  # Ray's randint excludes hi
+        return isinstance(value, int) and lo <= value < hi
+    return lo <= value <= hi
+
+
+def warm_start(spec: "ExperimentSpec", warm: "WarmStart") -> "WarmStart":
+    """The searcher's take on the earlier trials (raises when it cannot use them)."""
+    return SEARCHERS[spec.search.algorithm].warm_start(spec, warm)
 
 
 def check_searcher(spec: "ExperimentSpec", error: Error) -> None:

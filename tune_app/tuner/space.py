@@ -18,14 +18,17 @@ def tune_domain(dom: "Domain"):
     return {"uniform": tune.uniform, "loguniform": tune.loguniform, "randint": tune.randint}[dom.kind](*dom.values)
 
 
-def param_space(spec: "ExperimentSpec") -> dict[str, Any]:
+def param_space(spec: "ExperimentSpec", skipped: frozenset = frozenset()) -> dict[str, Any]:
+    """skipped: point keys (hparams.point_key) a warm-started grid already has results for."""
     from ray import tune
 
+    from tune_app.hparams import point_key
     from tune_app.tuner.searchers import enumerates
 
     if enumerates(spec):
-        # Tune's own grid expansion, over the points left after dropping unbuildable models.
-        return wrap(tune.grid_search(spec.trial_points()))
+        # Tune's own grid expansion, over the points left after dropping unbuildable models
+        # (and those an earlier experiment already ran).
+        return wrap(tune.grid_search([p for p in spec.trial_points() if point_key(p) not in skipped]))
     return wrap({key: tune_domain(dom) for key, dom in spec.space.items()})
 
 
