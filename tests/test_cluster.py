@@ -18,6 +18,9 @@ from tests.conftest import REPO, make_spec
 from tune_app.experiment import load_experiment
 from tune_app.tuner.network import SINGLE_HOST_ENV
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 RAY = str(Path(sys.executable).with_name("ray"))
 
 

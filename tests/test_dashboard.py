@@ -26,6 +26,9 @@ from tests.test_tensorboard import TensorBoardApp, metric_values
 from tune_app.experiment import load_experiment
 from tune_app.tb import HPARAM_METRICS
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 # 2 trials x 12 epochs, no early stopping: long enough (~20 s) to look at it while it runs.
 LIVE_SPEC = {
     "model": {"groups": {"grid": [2, 4]}},

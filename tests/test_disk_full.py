@@ -17,7 +17,7 @@ from tests.test_faults import result_rows
 from tune_app.experiment import load_experiment
 from tune_app.fileio import DISK_RESERVE
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray  # real Ray searches (implies slow)
 
 # 4 trials x 6 epochs, two at a time, no early stopping; checkpoints of ~2.4 MB.
 SLOW = {"model": {"stage_channels": [32, 64, 128], "stem_channels": 32, "groups": {"grid": [2, 4]}},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -12,6 +14,9 @@ from pathlib import Path
 
 from tests.conftest import REPO, make_spec
 from tune_app.experiment import load_experiment
+
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
 
 
 def run_search(spec: Path, **popen) -> subprocess.Popen:

@@ -15,6 +15,9 @@ import pytest
 from tests.conftest import make_spec
 from tune_app.tuner.network import SINGLE_HOST_ENV, is_loopback
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 # One trial of a few epochs: long enough for every Ray process (GCS, raylet, dashboard and its
 # agent, runtime-env agent, the trial's worker) to be up and listening while we look.
 SPEC = {"model": {"groups": 2}, "train": {"epochs": 4, "lr": 3.0e-3}, "scheduler": {"name": "none"},

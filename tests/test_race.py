@@ -17,6 +17,9 @@ from tests.test_resume import wait_for
 from tune_app.experiment import load_experiment
 from tune_app.race import load_race
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 # Two configurations run out (no ASHA), 2 epochs: a race over seeds 0 and 1 at 2 epochs reuses
 # each finalist's seed-0 search trial and trains only the seed-1 runs.
 REUSE = {"model": {"groups": 2}, "train": {"epochs": 2, "lr": {"grid": [1.0e-3, 3.0e-3]}},

@@ -13,6 +13,9 @@ from tune_app import report
 from tune_app.errors import USAGE_EXIT
 from tune_app.experiment import load_experiment
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SEARCH_FIGURES = ("learning_curves.png", "hparam_effects.png")
 RETRAIN_FIGURES = ("confusion_matrix.png", "per_class_accuracy.png")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -13,6 +15,9 @@ from tests.conftest import REPO
 from tests.conftest import make_spec
 from tests.test_faults import result_rows, run_search
 from tune_app.experiment import load_experiment
+
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
 
 # 4 trials of 6 epochs at ~0.1-0.2 s/epoch, two at a time: long enough to interrupt while
 # the first two are finished and the next two are running. No ASHA, so "finished" is visible.

@@ -26,6 +26,9 @@ from tests.test_tensorboard import ALL_STATUSES, small_finished_search
 from tune_app.experiment import load_experiment
 from tune_app.tb import HPARAM_METRICS
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 REPO = Path(__file__).resolve().parents[1]
 DOCS_SCREENSHOT = REPO / "docs" / "hparams.png"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -12,7 +12,7 @@ from tune_app.models import build_model, count_parameters
 from tune_app.pareto import experiment_front
 from tune_app.pick import choose
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray  # real Ray searches (implies slow)
 
 
 @pytest.fixture(scope="module", autouse=True)

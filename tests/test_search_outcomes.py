@@ -18,7 +18,7 @@ from tests.test_resume import SLOW, wait_for
 from tune_app import search
 from tune_app.experiment import load_experiment
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray  # real Ray searches (implies slow)
 
 
 @pytest.fixture

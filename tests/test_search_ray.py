@@ -10,6 +10,9 @@ from tune_app import retrain_best, search
 from tune_app.checkpoint import load_checkpoint
 from tune_app.experiment import load_experiment
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 SPEC = {
     # 4 configurations x 2 seeds = 8 trials; lr 1e-5 barely learns in 4 epochs, so ASHA has
     # clear losers to stop.

@@ -12,11 +12,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from tests.conftest import REPO, SHARED_DATA, make_spec, needs_shared_data
 from tune_app.experiment import load_experiment
 
-pytestmark = needs_shared_data
+pytestmark = [needs_shared_data, pytest.mark.ray]
 
 
 def run(*args: str) -> str:

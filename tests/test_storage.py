@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 
 from tests.conftest import make_spec
 from tune_app import retrain_best, search
 from tune_app.storage import Location
+
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
 
 
 def test_search_and_retrain_through_a_storage_uri(tmp_path, monkeypatch):

@@ -22,6 +22,9 @@ import yaml
 from tune_app.experiment import load_experiment
 from tune_app.tb import HPARAM_METRICS
 
+# Every test here runs (or shares a module fixture that runs) a real Ray search.
+pytestmark = pytest.mark.ray
+
 # 4 trials x 3 epochs; lr 1e-5 barely learns, so ASHA (rungs at epochs 1 and 2) stops it.
 SMALL_SPEC = {
     "model": {"groups": {"grid": [2, 4]}},

@@ -26,7 +26,7 @@ from tests.test_resume import wait_for
 from tune_app.experiment import load_experiment, read_ended
 from tune_app.integrity import signing_filesystem
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray  # real Ray searches (implies slow)
 
 # 3 Optuna trials of 4 epochs, two at a time, slow enough (~0.2 s/epoch) to interrupt at
 # epoch 2. ASHA (so that its state is saved too) with its only rung at epoch 3: nothing is
