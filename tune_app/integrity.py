@@ -300,14 +300,6 @@ def signing_filesystem(base: pyarrow.fs.FileSystem, root: str) -> pyarrow.fs.PyF
     return pyarrow.fs.PyFileSystem(SigningHandler(base, root))
 
 
-def on_local_disk(fs: pyarrow.fs.FileSystem) -> bool:
-    """Whether `fs`, signing or not, keeps its files on this machine's file system, so that a
-    path on it is a local path (a mounted network disk counts as local)."""
-    if isinstance(fs, pyarrow.fs.PyFileSystem) and isinstance(fs.handler, SigningHandler):
-        fs = fs.handler.base
-    return isinstance(fs, pyarrow.fs.LocalFileSystem)
-
-
 # --------------------------------------------------------------------------- checks
 
 

@@ -77,8 +77,7 @@ class TrialWriter:
                 and math.isfinite(metrics["val_loss"]):
             self.writer.add_scalar("hparams/val_loss", metrics["val_loss"], step)
         self.writer.add_scalar("hparams/epochs_run", step, step)
-        # No flush() here: the events are still queued for the writer thread, which writes and
-        # flushes them within FLUSH_SECS; a flush per epoch held up the trial's next epoch.
+        self.writer.flush()
 
     def close(self) -> None:
         _, _, session_end = hparams_summary({}, {})

@@ -17,32 +17,8 @@ from tune_app.checkpoint import CHECKPOINT_FILE
 from tune_app.experiment import ENDED_FILE, RESULT_FILE, best_value, read_history
 from tune_app.fileio import DISK_RESERVE, DiskFull, free_bytes, write_atomic, write_error, write_json_atomic
 from tune_app.hparams import shown, unwrap
-from tune_app.integrity import on_local_disk
 from tune_app.tb import TrialWriter
 from tune_app.tuner.schedulers import SCHEDULERS
-
-
-def trial_folder(trial) -> Path:
-    """Where the driver writes a trial's own files (params.json, result.json, progress.csv,
-    tb/, ended.json).
-
-    Results on a local (or mounted) disk: the trial's folder in the experiment itself. Tune's
-    place for them, its staging folder, is copied into the experiment whole at each snapshot of
-    the experiment state - every file of every trial, each time, and with num_to_keep the
-    snapshot is forced about once an epoch: 20 ms of the driver's time per snapshot for the
-    quickstart's 12 trials, growing with the trials. Written in place, an epoch's row also
-    reaches the results at once. Results in an object store: the staging folder, which Tune
-    uploads.
-    """
-    if not on_local_disk(trial.storage.storage_filesystem):
-        trial.init_local_path()
-        return Path(trial.local_path)
-    folder = Path(trial.path)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise write_error(err, folder / RESULT_FILE) from None
-    return folder
 
 
 class TensorBoardCallback(LoggerCallback):
@@ -59,14 +35,14 @@ class TensorBoardCallback(LoggerCallback):
     def log_trial_start(self, trial) -> None:
         if trial.trial_id in self._writers:
             return
-        folder = trial_folder(trial)
+        trial.init_local_path()
         hparams = shown(unwrap(trial.config) or {})
-        hparams["trial"] = folder.name  # trial_00003, race_00001
+        hparams["trial"] = Path(trial.local_path).name  # the folder's name: trial_00003, race_00001
         if self.stage:
             hparams["stage"] = self.stage
         # A resumed trial keeps its best-so-far from the epochs before the interruption.
-        best = best_value(read_history(folder / RESULT_FILE), self.metric, self.mode)
-        self._writers[trial.trial_id] = TrialWriter(str(folder / "tb"), hparams, best,
+        best = best_value(read_history(Path(trial.local_path) / "result.json"), self.metric, self.mode)
+        self._writers[trial.trial_id] = TrialWriter(os.path.join(trial.local_path, "tb"), hparams, best,
                                                     metric=self.metric, mode=self.mode)
 
     def log_trial_restore(self, trial) -> None:
@@ -152,23 +128,17 @@ class ResultFileCallback(LoggerCallback):
     def __init__(self, guard: Optional[DiskSpaceGuard] = None) -> None:
         self.guard = guard
         self._last_epoch: dict[str, int] = {}
-        self._folders: dict[str, Path] = {}
-        # progress.csv's header per trial, read once rather than at every epoch's append.
-        self._columns: dict[str, Optional[list[str]]] = {}
 
     def log_trial_start(self, trial) -> None:
+        trial.init_local_path()
+        # With remote storage the local copy starts empty after a resume: fetch the rows first.
+        self._restore_from_remote(RESULT_FILE, trial)
         with _guarded(self.guard):
-            folder = trial_folder(trial)
-            if not on_local_disk(trial.storage.storage_filesystem):
-                # Staged for an object store: after a resume the staging copy starts empty.
-                self._restore_from_remote(RESULT_FILE, trial)
-            write_json_atomic(folder / "params.json", trial.config, indent=2)
+            write_json_atomic(os.path.join(trial.local_path, "params.json"), trial.config, indent=2)
             # Created now, empty: Ray's end-of-run analysis warns about trials without one.
-            _append(folder / RESULT_FILE, "")
-        rows = read_history(folder / RESULT_FILE)
-        self._folders[trial.trial_id] = folder
+            _append(Path(trial.local_path) / RESULT_FILE, "")
+        rows = read_history(Path(trial.local_path) / RESULT_FILE)
         self._last_epoch[trial.trial_id] = int(rows[-1]["epoch"]) if rows else 0
-        self._columns[trial.trial_id] = None
 
     def log_trial_restore(self, trial) -> None:
         self.log_trial_start(trial)
@@ -178,7 +148,7 @@ class ResultFileCallback(LoggerCallback):
             return
         if trial.trial_id not in self._last_epoch:
             self.log_trial_start(trial)
-        folder = self._folders[trial.trial_id]
+        folder = Path(trial.local_path)
         epoch = int(result["epoch"])
         row = json.dumps(result, default=_json_fallback)
         with _guarded(self.guard):
@@ -186,12 +156,10 @@ class ResultFileCallback(LoggerCallback):
                 kept = [r for r in read_history(folder / RESULT_FILE) if int(r["epoch"]) < epoch]
                 lines = "".join(json.dumps(r, default=_json_fallback) + "\n" for r in kept)
                 write_atomic(folder / RESULT_FILE, lambda f: f.write(lines + row + "\n"))
-                columns = _write_progress_csv(folder / PROGRESS_FILE, [*kept, result], rewrite=True)
+                _write_progress_csv(folder / PROGRESS_FILE, [*kept, result], rewrite=True)
             else:
                 _append(folder / RESULT_FILE, row + "\n")
-                columns = _write_progress_csv(folder / PROGRESS_FILE, [result], rewrite=False,
-                                              columns=self._columns[trial.trial_id])
-            self._columns[trial.trial_id] = columns
+                _write_progress_csv(folder / PROGRESS_FILE, [result], rewrite=False)
         self._last_epoch[trial.trial_id] = epoch
 
 
@@ -211,23 +179,16 @@ def _append(path: Path, text: str) -> None:
         raise write_error(err, path) from None
 
 
-def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool,
-                        columns: Optional[list[str]] = None) -> list[str]:
-    """progress.csv for spreadsheet users: nested keys flattened with "/", as Ray names them.
-
-    Appends `rows` (rewrite: replaces the file with them) under the header `columns`, read from
-    the file if not given; returns the header, for the next append."""
+def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool) -> None:
+    """progress.csv for spreadsheet users: nested keys flattened with "/", as Ray names them."""
     import csv
     import io
 
     from ray.tune.utils import flatten_dict
 
     flat = [flatten_dict(dict(r), delimiter="/") for r in rows]
-    new_file = rewrite or (columns is None and not path.is_file())
-    if new_file:
-        columns = list(flat[0])
-    elif columns is None:
-        columns = _csv_header(path)
+    new_file = rewrite or not path.is_file()
+    columns = list(flat[0]) if new_file else _csv_header(path)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     if new_file:
@@ -237,7 +198,6 @@ def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool,
         write_atomic(path, lambda f: f.write(buffer.getvalue()))
     else:
         _append(path, buffer.getvalue())
-    return columns
 
 
 def _csv_header(path: Path) -> list[str]:
@@ -266,8 +226,9 @@ class TrialStatusCallback(Callback):
         self._mark(trial, "ERROR")
 
     def _mark(self, trial, status: str) -> None:
+        trial.init_local_path()
         with _guarded(self.guard):
-            write_json_atomic(trial_folder(trial) / ENDED_FILE, {"status": status})
+            write_json_atomic(os.path.join(trial.local_path, ENDED_FILE), {"status": status})
 
 
 class SchedulerStateCallback(Callback):

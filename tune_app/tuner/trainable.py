@@ -73,7 +73,7 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
         metrics = {**metrics, **measured, "node_id": node,
                    judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
         with tempfile.TemporaryDirectory() as directory:
-            size = save_checkpoint(directory, {**state(), "judge": judged.state()}, staging=True).stat().st_size
+            size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
             free = free_bytes(results_dir) if results_dir else None
             if free is not None and free < size + DISK_RESERVE // 2:
                 # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
