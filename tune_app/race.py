@@ -46,6 +46,9 @@ def configurations_in(spec: "ExperimentSpec") -> int:
 def budget_line(spec: "ExperimentSpec") -> str:
     """The race's share of the epoch budget, for --dry-run."""
     finalists = min(spec.select.finalists, configurations_in(spec))
+    if spec.scheduler.name == "pbt":
+        return "race: none (pbt: a trial's values change mid-run); retrain_best takes the best trial's values " \
+               "at its best epoch"
     if finalists < 2:
         return "race: none (select.finalists < 2 configurations): retrain_best takes the search's best"
     epochs = race_epochs(spec)

@@ -7,6 +7,7 @@ Written inside the experiment folder, and nothing else there is touched:
   report/confusion_matrix.png    after retrain_best: the test confusion matrix, rows normalised
   report/per_class_accuracy.png  after retrain_best: test accuracy of every class, sorted
   report/lr_range.png            a copy of the `tune_app.check` lr range test, if it was run
+  report/pbt_lr.png              under PBT: each trial's learning rate per epoch, clones marked
 Running it again overwrites only these files; it also works on a search still in progress.
 """
 
@@ -368,8 +369,12 @@ def header_lines(exp: Experiment) -> list[str]:
     meta, rows = exp.meta, exp.table()
     stopped = sum(1 for r in rows if r["status"] == STOPPED)
     search, scheduler = meta.get("search", {}), meta.get("scheduler", {})
+    from tune_app.tuner.schedulers import SCHEDULERS
+
+    entry = SCHEDULERS[scheduler.get("name", "none")]
     asha = (f"ASHA (grace period {scheduler['grace_period']}, reduction factor {scheduler['reduction_factor']:g}) "
-            f"stopped {stopped} early" if scheduler.get("name") == "asha" else "no early stopping")
+            f"stopped {stopped} early" if scheduler.get("name") == "asha" else
+            f"{entry.title} stopped {stopped} early" if entry.stops_early else "no early stopping")
     subset = meta["base"]["dataset"].get("subset_per_class")
     # A quick run's numbers are not the full dataset's: say so where they are read.
     sample = f" (a sample of {subset} images a class, `dataset.subset_per_class`)" if subset else ""
@@ -419,6 +424,9 @@ def write_report(experiment_dir: Path) -> Path:
               "Every trial's validation accuracy and loss per epoch; an X marks where ASHA stopped a trial, "
               "dotted lines are the epochs at which ASHA compared trials.", "",
               f"![learning curves]({FIGURES_DIR}/learning_curves.png)", ""]
+    from tune_app.report_pbt import pbt_section
+
+    lines += pbt_section(exp, figures)
     if plot_hparam_effects(exp, figures / "hparam_effects.png"):
         lines += ["## Effect of each searched hyperparameter", "",
                   f"Best {exp.metric} of every trial against its value (x = stopped early by ASHA, "

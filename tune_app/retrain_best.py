@@ -115,7 +115,9 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     metrics = {
         "experiment": str(experiment.path),
         "trial": choice.run,
-        "hparams": choice.hparams if choice.stage == "race" else experiment.best_trial().hparams,
+        # PBT: the values the trial had at its best epoch (pick.py), not its last ones.
+        "hparams": choice.hparams if choice.stage == "race" or "pbt" in choice.details
+        else experiment.best_trial().hparams,
         "config": cfg.to_dict(),
         "epochs": epochs,
         "train_on": train_on,

@@ -1,4 +1,4 @@
-"""`python -m tune_app.search --space FILE`: run a grid or Optuna search with ASHA on Ray Tune.
+"""`python -m tune_app.search --space FILE`: run a hyperparameter search (grid, random or Optuna) on Ray Tune.
 
 Everything that can be wrong with the spec is found before Ray starts; the dataset is
 prepared once in the driver and shared with every trial.
@@ -591,8 +591,11 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
     write_json_atomic(experiment_dir / "trials.json", rows, indent=2)
     stopped = sum(1 for r in rows if r["status"] == "stopped early")
     epochs = sum(r["epochs"] for r in rows)
-    asha = f"; ASHA stopped {stopped} early" if experiment.meta["scheduler"]["name"] == "asha" else ""
-    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{asha}")
+    from tune_app.tuner.schedulers import SCHEDULERS
+
+    scheduler = SCHEDULERS[experiment.meta["scheduler"]["name"]]
+    stopper = f"; {scheduler.title} stopped {stopped} early" if scheduler.stops_early else ""
+    print(f"\n{len(rows)} trials, {epochs} epochs trained in {seconds:.1f} s{stopper}")
     print(format_table(rows))
     if experiment.seeded:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
