@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 from typing import Any, Optional
@@ -46,6 +47,11 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     space decides whether a checkpoint is written; None for object stores.
     judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares."""
     sys.unraisablehook = quiet_exit_hook
+    # Before this worker takes over another trial (reuse_actors), Ray waits this long for the
+    # paused trial's thread to unwind, then fails the new trial ("reset_config() ... return
+    # True"). PBT and the median rule pause trials; 2 s, Ray's default, was too short on a
+    # loaded machine. Read by the worker at each reuse, so set in the worker.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     cfg = TrialConfig.from_dict(base).with_overrides(decode(unwrap(config)))
     limit_threads(cfg.train, cpus)  # several trials share the node's cores
     resume = None
