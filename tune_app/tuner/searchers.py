@@ -7,6 +7,7 @@ searcher is built, so the spec can be checked without them.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -124,7 +125,11 @@ class Optuna(Searcher):
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
-        sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
+        with warnings.catch_warnings():
+            # QMC (and GP in some Optuna releases) warn that their interface may change: noise
+            # on the console of a user who picked the sampler in the spec.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
         # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
         storage = optuna.storages.RDBStorage(f"sqlite:///{(Path(experiment_dir) / 'optuna.db').resolve()}")
         return OptunaSearch(sampler=sampler, storage=storage, study_name=Path(experiment_dir).name)
