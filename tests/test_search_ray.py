@@ -69,8 +69,10 @@ def test_checkpoints_hold_state_and_config_and_only_the_best_few_are_kept(experi
         assert 1 <= len(checkpoints) <= 2
         state = load_checkpoint(checkpoints[-1])
         # judge: the judged column's running value (scheduler.judge best/ema), so a resume keeps it
+        # trial: which trial wrote it (PBT's lineage: a trial cloned from it says so)
         assert set(state) == {"model", "optimizer", "schedule", "epoch", "config", "class_names", "loss_limit",
-                              "judge"}
+                              "judge", "trial"}
+        assert state["trial"] == trial.name
         assert state["loss_limit"] > 0  # the divergence threshold carries over a resume
         assert state["config"]["train"]["lr"] == trial.hparams["train.lr"]
 

@@ -65,6 +65,70 @@ def test_resume_from_checkpoint_matches_an_uninterrupted_run(digits, tmp_path):
         assert a["val_loss"] == pytest.approx(b["val_loss"], rel=1e-4)
 
 
+def test_resume_with_the_same_config_is_bit_identical(digits, tmp_path):
+    # follow_config recomputes the optimiser's values on every resume: with the checkpoint's
+    # own config they must come out exactly as the uninterrupted run had them.
+    cfg = small_cfg(optimizer="sgd", lr_schedule="cosine", weight_decay=1e-4)
+    full = train(cfg, data=digits).history
+
+    def stop_after_two(metrics, state):
+        if metrics["epoch"] == 2:
+            save_checkpoint(tmp_path, state())
+
+    train(cfg, stop_after_two, data=digits)
+    resumed = train(cfg, data=digits, resume=load_checkpoint(tmp_path)).history
+    keys = ("train_loss", "val_loss", "val_accuracy", "lr")
+    assert [{k: m[k] for k in keys} for m in full[2:]] == [{k: m[k] for k in keys} for m in resumed]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_resume_with_a_mutated_config_trains_at_the_new_values(digits, tmp_path, schedule):
+    # What PBT does: the checkpoint was trained at lr A, the run resumes with lr B (and another
+    # weight decay and momentum); the checkpoint's optimiser state must not put A back.
+    a = small_cfg(optimizer="sgd", lr=3e-2, weight_decay=0.0, momentum=0.9, lr_schedule=schedule)
+    b = small_cfg(optimizer="sgd", lr=5e-3, weight_decay=1e-3, momentum=0.5, lr_schedule=schedule)
+
+    def stop_after_two(metrics, state):
+        if metrics["epoch"] == 2:
+            save_checkpoint(tmp_path, state())
+
+    train(a, stop_after_two, data=digits)
+    saved = []
+    resumed = train(b, lambda m, state: saved.append(state()), data=digits,
+                    resume=load_checkpoint(tmp_path)).history
+    assert [m["epoch"] for m in resumed] == [3, 4]
+    # The schedule continued from its position at the new base rate: the same lr as a run that
+    # had B from the start reports at these epochs.
+    assert [m["lr"] for m in resumed] == [m["lr"] for m in train(b, data=digits).history[2:]]
+    assert resumed[0]["lr"] != load_checkpoint(tmp_path)["optimizer"]["param_groups"][0]["lr"]
+    group = saved[-1]["optimizer"]["param_groups"][0]
+    assert (group["initial_lr"], group["weight_decay"], group["momentum"]) == (5e-3, 1e-3, 0.5)
+    assert saved[-1]["schedule"]["base_lrs"] == [5e-3]
+    assert all(math.isfinite(m["train_loss"]) for m in resumed)
+    assert resumed[-1]["train_loss"] < load_checkpoint(tmp_path)["loss_limit"]
+
+
+def test_resume_with_another_batch_size_keeps_the_schedule_s_fraction(digits, tmp_path):
+    a = small_cfg(lr_schedule="cosine", batch_size=64)
+
+    def stop_after_two(metrics, state):
+        if metrics["epoch"] == 2:
+            save_checkpoint(tmp_path, state())
+
+    train(a, stop_after_two, data=digits)
+    saved = []
+    train(small_cfg(lr_schedule="cosine", batch_size=128), lambda m, state: saved.append(state()), data=digits,
+          resume=load_checkpoint(tmp_path))
+    # 1149 images: 18 steps of 64 or 9 of 128 an epoch; 4 epochs of 128 end at step 36.
+    assert saved[-1]["schedule"]["last_epoch"] == 36
+
+
+def test_resume_refuses_another_optimizer(digits, tmp_path):
+    train(small_cfg(epochs=1), lambda m, state: save_checkpoint(tmp_path, state()), data=digits)
+    with pytest.raises(ValueError, match="optimizer adam, this run uses sgd"):
+        train(small_cfg(optimizer="sgd"), data=digits, resume=load_checkpoint(tmp_path))
+
+
 def test_divergence_stops_training(digits):
     result = train(small_cfg(lr=1e20, optimizer="sgd", momentum=0.0), data=digits)
     assert result.diverged and math.isnan(result.history[-1]["train_loss"])

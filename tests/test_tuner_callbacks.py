@@ -1,4 +1,5 @@
-"""ASHA's state crosses a resume as plain data: restoring it unpickles nothing."""
+"""ASHA's state crosses a resume as plain data: restoring it unpickles nothing. A restarted
+trial keeps its result rows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pytest
 from ray.tune.schedulers import ASHAScheduler
 
-from tune_app.tuner.callbacks import SchedulerStateCallback
+from tune_app.tuner.callbacks import ResultFileCallback, SchedulerStateCallback
 
 
 def asha(max_t: int = 8) -> ASHAScheduler:
@@ -36,3 +37,48 @@ def test_state_of_other_rungs_is_refused_rather_than_misapplied():
     with pytest.raises(ValueError, match="rungs do not match"):
         SchedulerStateCallback(asha(16)).set_state(state)
 
+
+
+class FakeTrial:
+    """What ResultFileCallback reads of a Ray trial: the driver's staging folder and the storage."""
+
+    def __init__(self, staging, uploaded, config):
+        import pyarrow.fs
+
+        from types import SimpleNamespace
+
+        self.trial_id, self.config, self.local_path, self.checkpoint = "t1", config, str(staging), object()
+        self.storage = SimpleNamespace(trial_fs_path=str(uploaded), storage_filesystem=pyarrow.fs.LocalFileSystem())
+
+    def init_local_path(self):
+        import os
+
+        os.makedirs(self.local_path, exist_ok=True)
+
+
+def rows(path):
+    return [json.loads(line)["epoch"] for line in (path / "result.json").read_text().splitlines()]
+
+
+def test_a_trial_restarted_within_the_run_keeps_rows_the_upload_has_not_caught_up_with(tmp_path):
+    # PBT pauses and clones trials, a crashed trial is retried: each restart calls log_trial_start
+    # again, while Ray's upload of the staging folder may still hold only the first epoch.
+    staging, uploaded = tmp_path / "staging", tmp_path / "uploaded"
+    for folder, epochs in ((staging, [1, 2, 3, 4]), (uploaded, [1])):
+        folder.mkdir()
+        (folder / "result.json").write_text("".join(json.dumps({"epoch": e}) + "\n" for e in epochs))
+    callback = ResultFileCallback()
+    callback.log_trial_start(FakeTrial(staging, uploaded, {"hp": {"train.lr": 2e-3}}))
+    assert rows(staging) == [1, 2, 3, 4]
+    # params.json follows the trial's current config (PBT's exploit changes it)
+    assert json.loads((staging / "params.json").read_text()) == {"hp": {"train.lr": 2e-3}}
+    callback.log_trial_result(5, FakeTrial(staging, uploaded, {}), {"epoch": 3, "cloned_from": "trial_00002"})
+    assert rows(staging) == [1, 2, 3]  # a re-reported epoch replaces the rows from it on
+
+
+def test_after_a_resume_the_uploaded_rows_are_fetched(tmp_path):
+    staging, uploaded = tmp_path / "new-session", tmp_path / "uploaded"
+    uploaded.mkdir()
+    (uploaded / "result.json").write_text(json.dumps({"epoch": 1}) + "\n")
+    ResultFileCallback().log_trial_start(FakeTrial(staging, uploaded, {"hp": {}}))
+    assert rows(staging) == [1]

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tune_app.config import TrialConfig
-from tune_app.tuner.trainable import TrialOutOfMemory, explain_out_of_memory, quiet_exit_hook, trial_dirname
+from tune_app.tuner.trainable import (TrialOutOfMemory, cloned_from, explain_out_of_memory, quiet_exit_hook,
+                                      trial_dirname)
 
 
 def test_out_of_memory_names_the_trial_and_the_fix():
@@ -24,6 +25,14 @@ def test_other_errors_pass_through_unchanged():
     with pytest.raises(ValueError, match="boom"):
         with explain_out_of_memory("trial_00000", TrialConfig()):
             raise ValueError("boom")
+
+
+def test_only_a_checkpoint_of_another_trial_marks_a_clone():
+    assert cloned_from(None, "trial_00001") == {}  # a fresh start
+    assert cloned_from({"epoch": 4, "trial": "trial_00001"}, "trial_00001") == {}  # its own (a plain resume)
+    assert cloned_from({"epoch": 4}, "trial_00001") == {}  # written before checkpoints named their trial
+    assert cloned_from({"epoch": 4, "trial": "trial_00003"}, "trial_00001") == {
+        "cloned_from": "trial_00003", "cloned_from_epoch": 4}
 
 
 def test_trial_folder_names_are_short_and_stable():

@@ -141,8 +141,9 @@ class SearchConfig:
 class SchedulerConfig:
     name: Literal["asha", "hyperband", "median", "pbt", "none"] = doc(
         "asha: asynchronous successive halving; hyperband: synchronous HyperBand (its epoch budget is "
-        "known up front); median: the median stopping rule; pbt: population based training (mutates "
-        "searched train values mid-run); none: run every trial out", "asha")
+        "known up front); median: the median stopping rule; pbt: population based training (copies the best "
+        "trials' weights into the worst and mutates their searched lr, weight_decay, momentum, label_smoothing "
+        "or batch_size mid-run; no race); none: run every trial out", "asha")
     grace_period: int = doc("epochs every trial runs before asha or median may stop it", 1)
     reduction_factor: float = doc("asha, hyperband: keep 1/reduction_factor of the trials at each rung", 2.0)
     perturbation_interval: int = doc("pbt: epochs between two perturbations (must be < train.epochs)", 2)
@@ -177,7 +178,8 @@ class ResourcesConfig:
 class OutputConfig:
     results_dir: str = doc("folder holding every experiment", "results")
     name: str = doc("experiment folder name under results_dir", "experiment")
-    keep_checkpoints: int = doc("checkpoints kept per trial (the best by the metric)", 2)
+    keep_checkpoints: int = doc("checkpoints kept per trial (the best by the metric); pbt keeps every one "
+                                "(a trial it clones restarts later from another trial's checkpoint)", 2)
 
 
 @dataclass
@@ -191,7 +193,7 @@ class RetrainConfig:
 class SelectConfig:
     finalists: int = doc("after the search, the best this many configurations (at most as many as the "
                          "search has) race again over several seeds; under 2 = no race (retrain_best "
-                         "takes the search's best)", 3)
+                         "takes the search's best); always 0 under scheduler pbt", 3)
     seeds: int = doc("runs of each finalist, seeded train.seed, +1, ...; a search trial with the same "
                      "configuration, seed and epochs counts as one", 3)
     epochs: int = doc("epochs of each race run; 0 = train.epochs", 0)

@@ -129,14 +129,30 @@ def _best_choice(experiment: Experiment) -> Choice:
 def _search_choice(experiment: Experiment) -> Choice:
     best = experiment.best_trial()
     metric, mode = experiment.metric, experiment.mode
-    hparams = {k: v for k, v in best.hparams.items() if k != SEED_KEY}
-    cfg = experiment.trial_config(best)
+    values = best.hparams
+    sentence = f"picked {best.name}: the search's best by {metric} (no race)"
+    details: dict[str, Any] = {}
+    if experiment.meta.get("scheduler", {}).get("name") == "pbt":
+        # A PBT trial trained with values that changed mid-run; a retraining from scratch can
+        # hold only one set: the values it had when it reached its best epoch.
+        from tune_app.experiment import best_row
+        from tune_app.lineage import schedule_sentence, values_at
+
+        row = best_row(best.history, metric, mode) or {}
+        values = values_at(row) or best.hparams
+        changes = schedule_sentence(best, row.get("epoch"))
+        details["pbt"] = {"best_epoch": row.get("epoch"), "changes": changes}
+        sentence += (f"; PBT changed its values during the search ({changes}), so it is retrained from scratch "
+                     f"with the values it had at its best epoch ({row.get('epoch')}), held constant" if changes else
+                     f"; PBT did not change its values before its best epoch ({row.get('epoch')}): it is retrained "
+                     "with them")
+    hparams = {k: v for k, v in values.items() if k != SEED_KEY}
+    cfg = experiment.base_config().with_overrides(decode(values))
     rule = (f"best mean over seeds of each run's best {metric}, then that configuration's best run"
             if experiment.seeded else f"best {metric} of any epoch of any trial")
     return Choice(stage="search", run=best.name, hparams=hparams, epochs=cfg.train.epochs,
-                  value=best.best(metric, mode), rule=rule,
-                  sentence=f"picked {best.name}: the search's best by {metric} (no race)",
-                  details={"seed": cfg.train.seed})
+                  value=best.best(metric, mode), rule=rule, sentence=sentence,
+                  details={"seed": cfg.train.seed, **details})
 
 
 def smallest_within(front: "Front", tolerance: float) -> "Candidate":

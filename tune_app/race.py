@@ -47,6 +47,9 @@ def budget_line(spec: "ExperimentSpec") -> str:
     finalists = min(spec.select.finalists, configurations_in(spec))
     if spec.search.objectives:  # spec_objectives refuses a race there
         return "race: none (two objectives): retrain_best picks from the Pareto front (--pick smallest-within 0.01)"
+    if spec.scheduler.name == "pbt":
+        return "race: none (pbt: a trial's values change mid-run); retrain_best takes the best trial's values " \
+               "at its best epoch"
     if finalists < 2:
         return "race: none (select.finalists < 2 configurations): retrain_best takes the search's best"
     epochs = race_epochs(spec)

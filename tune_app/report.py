@@ -9,6 +9,7 @@ Written inside the experiment folder, and nothing else there is touched:
   report/per_class_accuracy.png  after retrain_best: test accuracy of every class, sorted
   report/pareto_front.png        with search.objectives: each configuration's cost and metric, the front, the pick
   report/lr_range.png            a copy of the `tune_app.check` lr range test, if it was run
+  report/pbt_lr.png              under PBT: each trial's learning rate per epoch, clones marked
 Running it again overwrites only these files; it also works on a search still in progress.
 `--compare A B ...` writes one report of several experiments instead (see tune_app.report_compare).
 """
@@ -435,6 +436,9 @@ def write_report(experiment_dir: Path) -> Path:
               "Every trial's validation accuracy and loss per epoch; an X marks where ASHA stopped a trial, "
               "dotted lines are the epochs at which ASHA compared trials.", "",
               f"![learning curves]({FIGURES_DIR}/learning_curves.png)", ""]
+    from tune_app.report_pbt import pbt_section
+
+    lines += pbt_section(exp, figures)
     if plot_hparam_effects(exp, figures / "hparam_effects.png"):
         lines += ["## Effect of each searched hyperparameter", "",
                   f"Best {exp.metric} of every trial against its value (x = stopped early by ASHA, "

@@ -121,8 +121,9 @@ def retrain(experiment_dir: Path, epochs: int | None = None, train_on: str | Non
     metrics = {
         "experiment": str(experiment.path),
         "trial": choice.run,
-        # The trial's own values (with its seed) when the pick is a search trial.
-        "hparams": choice.hparams if choice.stage == "race" else search_trial.hparams,
+        # The trial's own values (with its seed) when the pick is a search trial; under PBT the
+        # values it had at its best epoch (pick.py), not its last ones.
+        "hparams": choice.hparams if choice.stage == "race" or "pbt" in choice.details else search_trial.hparams,
         "config": cfg.to_dict(),
         "epochs": epochs,
         "train_on": train_on,

@@ -1,4 +1,4 @@
-"""`python -m tune_app.search --space FILE`: run a grid or Optuna search with ASHA on Ray Tune.
+"""`python -m tune_app.search --space FILE`: run a hyperparameter search (grid, random or Optuna) on Ray Tune.
 
 Everything that can be wrong with the spec is found before Ray starts; the dataset is
 prepared once in the driver and shared with every trial.

@@ -237,8 +237,11 @@ class _Parser:
             value = coerce(raw, hint)
         except _BadValue:
             fix = f"write a value of type {_type_name(hint)}"
-            if typing.get_origin(hint) is Literal and isinstance(raw, str):
-                fix = did_you_mean(raw, [str(a) for a in typing.get_args(hint)])
+            # An optional name (search.sampler) is a Literal inside Optional: it gets one too.
+            options = typing.get_args(hint) if typing.get_origin(hint) is Union else (hint,)
+            literal = next((a for a in options if typing.get_origin(a) is Literal), None)
+            if literal is not None and isinstance(raw, str):
+                fix = did_you_mean(raw, [str(a) for a in typing.get_args(literal)])
             raise self.error(key, f"expected {_type_name(hint)}, got {raw!r}", fix) from None
         rule = _RULES_BY_KEY.get(key)
         if rule and not rule[1](value):

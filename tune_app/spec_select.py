@@ -43,6 +43,14 @@ def check_selection(spec: "ExperimentSpec", parser: "_Parser", data: dict[str, A
         if not ok(value):
             raise parser.error(key, f"{value!r} {message}", fix)
     finalists = spec.select.finalists
+    if spec.scheduler.name == "pbt":
+        # A PBT trial's values change mid-run: no fixed configuration of it was ever trained for a
+        # race to run again; retrain_best takes the best trial's values at its best epoch.
+        if "finalists" in (data.get("select") or {}) and finalists >= 2:
+            raise parser.error("select.finalists", f"{finalists} finalists, but pbt trials change their values "
+                               "mid-run, so there is no fixed configuration to race",
+                               "set select.finalists: 0 (retrain_best takes the best trial's values at its best epoch)")
+        spec.select.finalists = finalists = 0
     configurations = spec.grid.size() if spec.search.algorithm == "grid" else spec.search.num_samples
     if "finalists" in (data.get("select") or {}) and finalists > configurations:
         raise parser.error("select.finalists", f"{finalists} finalists, but the search has only "

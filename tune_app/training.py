@@ -100,6 +100,37 @@ def make_schedule(optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
 
+def follow_config(optimizer: torch.optim.Optimizer, schedule, cfg: TrainConfig, saved: dict[str, Any],
+                  images: int) -> None:
+    """After a checkpoint's optimizer and schedule state are loaded: the run's own `cfg` wins
+    over the hyperparameters saved in that state.
+
+    PBT resumes a trial from a checkpoint (its own or another trial's) with mutated train
+    values; load_state_dict alone would silently put the checkpoint's learning rate and weight
+    decay back. The schedule keeps its position and continues at the new base rate. With the
+    checkpoint's own values (a plain resume) every number is recomputed as the schedule
+    computed it, so the run stays bit-identical to one that never stopped.
+    saved: the checkpoint's train config; images: training images per epoch.
+    """
+    if saved.get("optimizer", cfg.optimizer) != cfg.optimizer:
+        # Its state (Adam's moments, SGD's momentum buffers) means nothing to another optimiser.
+        raise ValueError(f"checkpoint was trained with optimizer {saved['optimizer']}, this run uses "
+                         f"{cfg.optimizer}: an optimiser cannot change mid-run")
+    old_batch = int(saved.get("batch_size", cfg.batch_size))
+    if old_batch != cfg.batch_size:
+        # The schedule counts steps; a new batch size changes the steps per epoch, so keep the
+        # same fraction of the run.
+        old_steps, new_steps = math.ceil(images / old_batch), math.ceil(images / cfg.batch_size)
+        schedule.last_epoch = round(schedule.last_epoch * new_steps / old_steps)
+    schedule.base_lrs = [cfg.lr for _ in optimizer.param_groups]
+    # base_lr * lambda(step): the very expression LambdaLR computes at each step.
+    lrs = [base * factor(schedule.last_epoch) for factor, base in zip(schedule.lr_lambdas, schedule.base_lrs)]
+    for group, lr in zip(optimizer.param_groups, lrs):
+        group["initial_lr"], group["lr"], group["weight_decay"] = cfg.lr, lr, cfg.weight_decay
+        if "momentum" in group and "nesterov" in group:  # SGD (adam's groups have betas instead)
+            group["momentum"], group["nesterov"] = cfg.momentum, cfg.momentum > 0
+
+
 def gpu_features(device: torch.device) -> bool:
     """Whether to train with bf16 autocast and channels_last: on CUDA only (on a CPU both are
     slower). One switch, so a test can run the GPU code path on a CPU."""
@@ -290,6 +321,7 @@ def train(cfg: TrialConfig, on_epoch_end: Optional[EpochCallback] = None, *,
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
         schedule.load_state_dict(resume["schedule"])
+        follow_config(optimizer, schedule, tc, resume["config"].get("train", {}), len(train_data))
         start = int(resume["epoch"]) + 1
         # Checkpoints from before the rule lack it: the uniform-guess loss is the fallback.
         loss_limit = resume.get("loss_limit") or LOSS_EXPLOSION_FACTOR * math.log(max(data.num_classes, 2))

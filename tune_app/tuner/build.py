@@ -33,13 +33,14 @@ def callbacks(spec: "ExperimentSpec", guard: DiskSpaceGuard, stage: Optional[str
             TrialStatusCallback(guard)]
 
 
-def _run_config(spec: "ExperimentSpec", destination: tuple[str, str, Any], extra: list, reporter) -> tune.RunConfig:
+def _run_config(spec: "ExperimentSpec", destination: tuple[str, str, Any], extra: list, reporter,
+                stop: Optional[dict] = None) -> tune.RunConfig:
     storage_path, name, fs = destination
     return tune.RunConfig(
-        storage_path=storage_path, name=name, storage_filesystem=fs,
+        storage_path=storage_path, name=name, storage_filesystem=fs, stop=stop,
         failure_config=tune.FailureConfig(max_failures=spec.search.max_failures),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=spec.output.keep_checkpoints,
+            num_to_keep=None if SCHEDULERS[spec.scheduler.name].keeps_every_checkpoint else spec.output.keep_checkpoints,
             checkpoint_score_attribute=spec.search.metric,
             checkpoint_score_order=spec.search.mode),
         callbacks=extra, progress_reporter=reporter, verbose=1)
@@ -67,7 +68,7 @@ def search_tuner(spec: "ExperimentSpec", trainable, destination: tuple[str, str,
             trial_dirname_creator=trial_dirname, trial_name_creator=trial_dirname),
         run_config=_run_config(spec, destination, [*callbacks(spec, guard),
                                                    SchedulerStateCallback(scheduler, spec.scheduler.name)],
-                               make_reporter(spec)),
+                               make_reporter(spec), SCHEDULERS[spec.scheduler.name].stop(spec)),
     )
 
 

@@ -131,8 +131,12 @@ class ResultFileCallback(LoggerCallback):
 
     def log_trial_start(self, trial) -> None:
         trial.init_local_path()
-        # With remote storage the local copy starts empty after a resume: fetch the rows first.
-        self._restore_from_remote(RESULT_FILE, trial)
+        # The driver writes into its staging folder, which Ray uploads now and then. After a
+        # --resume (a new session) that copy is missing: fetch the uploaded rows first. A
+        # restart within the run (a crash retried, PBT pausing or cloning a trial) keeps the
+        # local file, the newest one: the uploaded copy may be rows behind.
+        if not (Path(trial.local_path) / RESULT_FILE).is_file():
+            self._restore_from_remote(RESULT_FILE, trial)
         with _guarded(self.guard):
             write_json_atomic(os.path.join(trial.local_path, "params.json"), trial.config, indent=2)
             # Created now, empty: Ray's end-of-run analysis warns about trials without one.

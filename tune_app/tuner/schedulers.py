@@ -24,7 +24,8 @@ Error = Callable[..., UsageError]  # spec's error(key, message, fix) with the YA
 class Scheduler:
     """No early stopping; the base of every entry."""
 
-    stops_early = False
+    # True: output.keep_checkpoints does not apply (a checkpoint may be needed by another trial).
+    keeps_every_checkpoint = False
 
     @staticmethod
     def check(spec: "ExperimentSpec", error: Error) -> None:
@@ -43,6 +44,11 @@ class Scheduler:
         """What it did, for the report and the end of a search (settings: as experiment.json
         recorded the scheduler section)."""
         return "no early stopping"
+
+    @staticmethod
+    def stop(spec: "ExperimentSpec") -> Optional[dict[str, Any]]:
+        """RunConfig's stop criteria, decided before the scheduler sees a result."""
+        return None
 
     @staticmethod
     def state(scheduler) -> Optional[dict[str, Any]]:
@@ -86,7 +92,6 @@ class NoScheduler(Scheduler):
 class Asha(Scheduler):
     """Asynchronous successive halving: a trial is judged at each rung as soon as it gets there."""
 
-    stops_early = True
 
     @staticmethod
     def check(spec, error):
@@ -142,7 +147,6 @@ class HyperBand(Scheduler):
     """Synchronous HyperBand: a bracket's trials all reach a milestone before the best
     1/reduction_factor go on, so the epochs it spends are known before it starts."""
 
-    stops_early = True
 
     @staticmethod
     def check(spec, error):
@@ -150,7 +154,8 @@ class HyperBand(Scheduler):
         if spec.base.train.epochs < spec.scheduler.reduction_factor:
             raise error("train.epochs", f"{spec.base.train.epochs} epochs leave HyperBand nothing to halve with "
                         f"reduction_factor {spec.scheduler.reduction_factor:g}",
-                        "train at least reduction_factor epochs, or lower scheduler.reduction_factor")
+                        f"train at least {math.ceil(spec.scheduler.reduction_factor)} epochs, or lower "
+                        "scheduler.reduction_factor")
 
     @staticmethod
     def build(spec):
@@ -207,7 +212,6 @@ class Median(Scheduler):
     """Median stopping rule: after the grace period, a trial whose best judged value so far is
     below the median of the other trials' running averages at the same epoch stops."""
 
-    stops_early = True
 
     @staticmethod
     def check(spec, error):
@@ -230,46 +234,69 @@ class Median(Scheduler):
                 "have reported")
 
 
+# Train fields PBT may change mid-run: each takes effect at the trial's next step
+# (training.follow_config). The optimiser (its state belongs to it), the schedule's shape, the
+# epochs and the seed cannot change under a running trial; model fields would change the
+# architecture the copied weights belong to.
+PBT_MUTABLE = ("train.lr", "train.weight_decay", "train.momentum", "train.label_smoothing", "train.batch_size")
+
+
 @SCHEDULERS.register("pbt")
 class Pbt(Scheduler):
     """Population based training: every perturbation_interval epochs the worst quantile of the
-    trials copies the weights of one of the best and continues with mutated train values."""
+    trials copies the weights of one of the best and continues with mutated train values.
+
+    A trial it clones restarts later from the other trial's checkpoint, which that trial's
+    own keep_checkpoints could delete first: under PBT every checkpoint is kept. Its
+    bookkeeping is not carried across --resume (no state): it starts over from the restored
+    trials, whose next report is a perturbation point.
+    """
+
+    keeps_every_checkpoint = True
 
     @staticmethod
     def mutated(spec: "ExperimentSpec") -> dict[str, Any]:
-        """The searched train fields PBT may change mid-run (model fields would change the
-        architecture the copied weights belong to)."""
-        return {k: d for k, d in spec.space.items() if k.startswith("train.") and k not in ("train.epochs",
-                                                                                             "train.seed")}
+        """The searched fields of PBT_MUTABLE with more than one value to move to."""
+        return {k: d for k, d in spec.space.items()
+                if k in PBT_MUTABLE and (d.kind not in ("grid", "choice") or len(d.values) > 1)}
 
     @staticmethod
     def check(spec, error):
         _epochs_fixed(spec, error, "PBT")
         if not Pbt.mutated(spec):
-            raise error("scheduler.name", "pbt mutates searched train values, but no train field other than "
-                        "epochs and seed is searched", "search e.g. train.lr: {loguniform: [1e-4, 1e-2]}")
+            fields = ", ".join(k.split(".", 1)[1] for k in PBT_MUTABLE)
+            raise error("scheduler.name", f"pbt mutates searched train values mid-run, but none of {fields} is "
+                        "searched", "search e.g. train.lr: {loguniform: [1.0e-4, 1.0e-2]}")
         if spec.search.algorithm == "optuna":
-            raise error("scheduler.name", "pbt changes trials' values mid-run, which Optuna would record as "
-                        "the values it sampled", "set search.algorithm: random (or grid)")
+            raise error("scheduler.name", "pbt changes a trial's values mid-run, so Optuna would learn from "
+                        "results that the values it sampled did not produce", "set search.algorithm: random (or grid)")
         interval = spec.scheduler.perturbation_interval
         if interval >= spec.base.train.epochs:
             raise error("scheduler.perturbation_interval", f"{interval} is not below train.epochs "
-                        f"({spec.base.train.epochs}): PBT would never perturb", "use e.g. 1 or 2")
+                        f"({spec.base.train.epochs}): PBT would never perturb",
+                        f"use at most {spec.base.train.epochs - 1}, e.g. 1 or 2" if spec.base.train.epochs > 1
+                        else "train at least 2 epochs")
         if spec.trial_count() < 2:
             raise error("search.num_samples", "pbt needs a population of at least 2 trials",
                         "raise search.num_samples (e.g. 8)")
 
     @staticmethod
     def build(spec):
+        import functools
+
         from ray.tune.schedulers import PopulationBasedTraining
 
         from tune_app.hparams import wrap
-        from tune_app.tuner.space import mutation
+        from tune_app.tuner.space import mutation, mutation_bounds, within_bounds
 
+        mutated = Pbt.mutated(spec)
         return PopulationBasedTraining(
             time_attr=TIME_ATTR, perturbation_interval=spec.scheduler.perturbation_interval,
-            hyperparam_mutations=wrap({k: mutation(d) for k, d in Pbt.mutated(spec).items()}),
+            hyperparam_mutations=wrap({k: mutation(d) for k, d in mutated.items()}),
             quantile_fraction=spec.scheduler.quantile_fraction, resample_probability=0.25,
+            # Ray scales a range's value by 0.8 or 1.2 without looking at its bounds: a momentum
+            # of 0.9 would become 1.08. Mutations stay inside the spec's domains.
+            custom_explore_fn=functools.partial(within_bounds, mutation_bounds(mutated)),
             synch=False, log_config=False)
 
     @staticmethod
@@ -277,7 +304,14 @@ class Pbt(Scheduler):
         return f"PBT (perturbation interval {settings.get('perturbation_interval')} epochs)"
 
     @staticmethod
+    def stop(spec):
+        # The last epoch's report would otherwise be a perturbation point too: a clone there
+        # restarts the trial from a finished checkpoint, trains nothing, and leaves params.json
+        # naming values no epoch trained with.
+        return {"epoch": spec.base.train.epochs}
+
+    @staticmethod
     def budget(spec):
         return (f"PBT runs every trial to {spec.base.train.epochs} epochs, perturbing the worst "
                 f"{spec.scheduler.quantile_fraction:.0%} every {spec.scheduler.perturbation_interval} epoch(s) "
-                f"(mutating {', '.join(Pbt.mutated(spec))})")
+                f"(mutating {', '.join(Pbt.mutated(spec))}); it keeps every checkpoint")

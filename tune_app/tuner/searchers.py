@@ -9,6 +9,7 @@ checked without them.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
@@ -158,7 +159,11 @@ class Optuna(Searcher):
 
         from tune_app.hparams import ray_column
 
-        sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
+        with warnings.catch_warnings():
+            # QMC (and GP in some Optuna releases) warn that their interface may change: noise
+            # on the console of a user who picked the sampler in the spec.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            sampler = getattr(optuna.samplers, OPTUNA_SAMPLERS[Optuna.sampler_name(spec)])(seed=spec.search.seed)
         # The study lives next to the trials so that `optuna-dashboard sqlite:///...` can open it.
         storage = optuna.storages.RDBStorage(f"sqlite:///{(Path(experiment_dir) / 'optuna.db').resolve()}")
         if spec.search.objectives:

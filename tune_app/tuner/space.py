@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from tune_app.hparams import encode_choice, wrap
+from tune_app.hparams import encode_choice, unwrap, wrap
 
 if TYPE_CHECKING:
     from tune_app.spec import Domain, ExperimentSpec
@@ -38,3 +38,24 @@ def mutation(dom: "Domain"):
     if dom.kind in ("choice", "grid"):
         return [encode_choice(v) for v in dom.values]
     return tune_domain(dom)
+
+
+def mutation_bounds(domains: dict[str, "Domain"]) -> dict[str, tuple[Any, Any]]:
+    """(lowest, highest) value of each range domain among `domains` (lists need none: PBT steps
+    between their values)."""
+    out = {}
+    for key, dom in domains.items():
+        if dom.kind in ("uniform", "loguniform"):
+            out[key] = (dom.values[0], dom.values[1])
+        elif dom.kind == "randint":
+            out[key] = (dom.values[0], dom.values[1] - 1)  # tune.randint excludes its upper bound
+    return out
+
+
+def within_bounds(bounds: dict[str, tuple[Any, Any]], config: dict[str, Any]) -> dict[str, Any]:
+    """PBT's custom_explore_fn: its mutated trial config, each range value clipped into bounds."""
+    hparams = unwrap(config) or {}
+    for key, (lo, hi) in bounds.items():
+        if key in hparams:
+            hparams[key] = min(max(hparams[key], lo), hi)
+    return config

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import tempfile
 from typing import Any, Optional
@@ -49,6 +50,11 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     judge: {"metric", "mode", "kind", "ema"}: adds the judged_<metric> column ASHA compares.
     costs: the model's costs to report with every epoch (search.objectives' cost; tune_app.costs)."""
     sys.unraisablehook = quiet_exit_hook
+    # Before this worker takes over another trial (reuse_actors), Ray waits this long for the
+    # paused trial's thread to unwind, then fails the new trial ("reset_config() ... return
+    # True"). PBT and the median rule pause trials; 2 s, Ray's default, was too short on a
+    # loaded machine. Read by the worker at each reuse, so set in the worker.
+    os.environ.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "60")
     cfg = TrialConfig.from_dict(base).with_overrides(decode(unwrap(config)))
     limit_threads(cfg.train, cpus)  # several trials share the node's cores
     # Measured here, in the trial: only it knows its device (and latency is timed under its thread
@@ -60,6 +66,10 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             resume = load_checkpoint(directory)
+    name = tune.get_context().get_trial_name()
+    # PBT's exploit restarts a trial from another trial's checkpoint: its next epoch says so
+    # (plain data in result.json, the report's lineage). A trial's own checkpoint says nothing.
+    lineage = cloned_from(resume, name)
     judge = judge or {"metric": "val_accuracy", "mode": "max", "kind": "last", "ema": 0.5}
     judged = Judge(judge["kind"], judge["mode"], judge["ema"])
     judged.restore((resume or {}).get("judge"))
@@ -69,11 +79,14 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
+        nonlocal lineage
         # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
-        metrics = {**metrics, **measured, "node_id": node,
+        metrics = {**metrics, **measured, **lineage, "node_id": node,
                    judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
+        lineage = {}
         with tempfile.TemporaryDirectory() as directory:
-            size = save_checkpoint(directory, {**state(), "judge": judged.state()}).stat().st_size
+            # "trial": which trial wrote it, so that one cloned from it can tell.
+            size = save_checkpoint(directory, {**state(), "judge": judged.state(), "trial": name}).stat().st_size
             free = free_bytes(results_dir) if results_dir else None
             if free is not None and free < size + DISK_RESERVE // 2:
                 # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
@@ -83,8 +96,17 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
                 return
             tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
-    with explain_out_of_memory(tune.get_context().get_trial_name(), cfg):
+    with explain_out_of_memory(name, cfg):
         train(cfg, on_epoch_end, data=data, resume=resume)
+
+
+def cloned_from(resume: Optional[dict[str, Any]], trial: str) -> dict[str, Any]:
+    """The lineage fields of the first epoch after restoring `resume` into `trial`: which trial
+    wrote the checkpoint and at which epoch, when it was another one; else nothing."""
+    writer = (resume or {}).get("trial")
+    if not writer or writer == trial:
+        return {}
+    return {"cloned_from": writer, "cloned_from_epoch": int(resume["epoch"])}
 
 
 class TrialOutOfMemory(RuntimeError):
