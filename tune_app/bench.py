@@ -15,6 +15,8 @@ Same model, batch size, images and augmentations on both sides:
     spec's train.epochs (the manual grid search), vs `python -m tune_app.search` with its
     scheduler (ASHA) and parallel trials. Both train with tune_app.training.train, so the
     difference is the search strategy alone.
+(e) with --overhead [SPEC] instead: what an epoch of a search costs outside training
+    (tune_app.bench_overhead).
 
 Each pipeline is timed twice: producing batches alone ("data only"; under 10,000 images, the best
 of 3 passes, each a fresh DataLoader for the reference as every epoch of a script is) and training on them.
@@ -44,11 +46,13 @@ from PIL import Image, ImageEnhance
 from torch import nn
 
 from tune_app.augment import Augment
+from tune_app.bench_overhead import QUICKSTART
 from tune_app.config import AugmentConfig, DatasetConfig, ModelConfig, TrainConfig
 from tune_app.data import hub
 from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD, Split
 from tune_app.data.presets import PRESETS
 from tune_app.errors import UsageError, cli_entry
+from tune_app.flags import check_count
 from tune_app.models import build_model
 from tune_app.training import (DeviceSplit, Normalize, gpu_features, make_optimizer,
                                make_schedule, train_one_epoch, train_step)
@@ -82,13 +86,20 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument("--compare-selection", metavar="SPEC",
                         help="run the hand procedure (every grid point 3 epochs, best val, retrain 10) and the "
                              "spec's own procedure, --repeats times each, and compare their test accuracy")
-    parser.add_argument("--repeats", type=int, default=3, help="repetitions of --compare-selection (train.seed, +1, ...)")
+    parser.add_argument("--overhead", metavar="SPEC", nargs="?", const=str(QUICKSTART),
+                        help="run the search of SPEC (default: the quickstart) --repeats times and report what "
+                             "an epoch costs outside training, and the share of core-seconds spent training")
+    parser.add_argument("--num-cpus", type=float, default=float(os.cpu_count() or 1),
+                        help="CPUs of the Ray instance --overhead's searches start (default: all)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repetitions of --compare-selection (train.seed, +1, ...) or of --overhead")
     parser.add_argument("--cache-dir", help="cache for the timed loads (default: a fresh temporary folder)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     args = parser.parse_args(argv)
     for name in ("epochs", "limit", "batch_size", "workers"):
         if getattr(args, name) < (0 if name == "workers" else 1):
             raise UsageError(f"must be >= {0 if name == 'workers' else 1}", key=f"--{name.replace('_', '-')}")
+    check_count(args.num_cpus, "--num-cpus", allow_zero=False, example="2")
     if len(args.channels) != len(args.blocks):
         raise UsageError("--channels and --blocks need one value per stage", key="--blocks",
                          fix=f"give {len(args.channels)} values, e.g. {','.join(['2'] * len(args.channels))}")
@@ -437,10 +448,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     arguments = argv if argv is not None else sys.argv[1:]
     results: dict[str, Any] = {"command": " ".join(["python -m tune_app.bench", *arguments]),
                                "environment": _environment(device), "skipped": []}
-    if not args.search:
+    if not (args.search or args.overhead):
         results["model"] = {"stage_channels": args.channels, "stage_blocks": args.blocks,
                             "batch_size": args.batch_size, "epochs": args.epochs}
         results["augment"] = dict(DEFAULT_AUGMENT.__dict__)
+    if args.overhead:
+        from tune_app import bench_overhead
+
+        with tempfile.TemporaryDirectory(prefix="tune_app_bench_overhead_") as scratch:
+            results["overhead"] = bench_overhead.measure_overhead(args.overhead, args.repeats, Path(scratch),
+                                                                  args.num_cpus)
+        results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
+        print(bench_overhead.table(results["overhead"]))
+        _write_json(args.json, results)
+        return 0
     if args.compare_selection:
         from tune_app import bench_selection
 
@@ -450,9 +471,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         results["selection"] = bench_selection.compare_selection(args.compare_selection, args.repeats, scratch)
         results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
         print(bench_selection.table(results["selection"]))
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+        _write_json(args.json, results)
         return 0
     if args.search:
         with tempfile.TemporaryDirectory(prefix="tune_app_bench_") as scratch:
@@ -493,10 +512,14 @@ def main(argv: Optional[list[str]] = None) -> int:
             del bundle, entry  # release the memory maps before the folder goes
     results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
     print(_table(results))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1, default=str))
+    _write_json(args.json, results)
     return 0
+
+
+def _write_json(path: Optional[str], results: dict[str, Any]) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(results, indent=1, default=str))
 
 
 if __name__ == "__main__":
