@@ -104,7 +104,7 @@ def test_the_hand_procedure_is_the_same_grid_three_epochs_each_no_scheduler_no_r
     assert hand["train"]["lr"] == spec["train"]["lr"] and hand["train"]["weight_decay"] == spec["train"]["weight_decay"]
     assert hand["train"]["epochs"] == 3 and hand["train"]["seed"] == 7
     assert hand["scheduler"] == {"name": "none"} and hand["select"] == {"finalists": 0}
-    assert hand["retrain"]["epochs"] == 10
+    assert hand["retrain"]["epochs"] == 10 and hand["retrain"]["train_on"] == "train"  # whatever the spec says
     ours = bench_selection.tune_app_spec(spec, seed=7)
     assert ours["train"]["seed"] == 7 and {k: v for k, v in ours.items() if k != "train"} == \
         {k: v for k, v in spec.items() if k != "train"}
@@ -119,3 +119,143 @@ def test_the_selection_summary_averages_test_accuracy_epochs_and_time():
     s = bench_selection.summarise(runs)
     assert s["test_accuracy_mean"] == pytest.approx(0.12) and s["test_accuracy_std"] == pytest.approx(0.0282842, abs=1e-6)
     assert (s["epochs_mean"], s["epochs_max"], s["seconds_mean"]) == (46, 46, 110.0)
+
+
+def test_one_procedure_runs_alone_and_each_finished_run_is_saved_before_the_next(tmp_path, monkeypatch, capsys):
+    from tests.conftest import REPO
+    from tune_app import bench_selection
+
+    ran = []
+
+    def fake_run(spec, name, storage):
+        ran.append(name)
+        if len(ran) == 3:
+            raise KeyboardInterrupt  # the bench killed during its third run
+        return {"test_accuracy": 0.1 + len(ran) / 100, "epochs": 51, "epochs_by_stage": {}, "seconds": 1.0,
+                "picked": {}, "chosen_by": "search"}
+
+    monkeypatch.setattr(bench_selection, "run_procedure", fake_run)
+    out = tmp_path / "selection.json"
+    code = bench.main(["--compare-selection", str(REPO / "search_spaces" / "tiny_imagenet_cpu.yaml"),
+                       "--procedures", "tune_app", "--repeats", "3", "--json", str(out)])
+    assert code == 130 and ran == ["tune_app-42", "tune_app-43", "tune_app-44"]
+    kept = json.loads(out.read_text())["selection"]
+    assert "hand" not in kept and [r["seed"] for r in kept["tune_app"]["runs"]] == [42, 43]
+    assert kept["tune_app"]["test_accuracy_mean"] == pytest.approx(0.115)
+    assert "tune_app" in bench_selection.table(kept) and "tune_app - hand" not in bench_selection.table(kept)
+
+
+def test_an_unknown_procedure_is_one_line_with_a_suggestion(capsys):
+    assert bench.main(["--compare-selection", "x.yaml", "--procedures", "hand,tune-app"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--procedures: unknown procedure 'tune-app'" in err[0] and "'tune_app'" in err[0]
+
+
+def test_a_search_that_fails_part_way_is_resumed_before_retraining(tmp_path, monkeypatch):
+    import subprocess
+    import types
+
+    from tune_app import bench_selection
+
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        command = argv[2:]
+        calls.append(command[0] if "--resume" not in command else "resume")
+        experiment = tmp_path / "tune_app-42"
+        if command[0] == "tune_app.search":
+            experiment.mkdir(exist_ok=True)
+            (experiment / "experiment.json").write_text("{}")  # the search got as far as its folder
+            code = 0 if calls.count("resume") == 2 else 1  # Ray lost twice: the second resume finishes
+        else:
+            (experiment / "best").mkdir()
+            (experiment / "best" / "metrics.json").write_text(json.dumps({
+                "test": {"accuracy": 0.12}, "procedure_epochs": {"total": 51}, "hparams": {"train.lr": 1e-3}}))
+            code = 0
+        return types.SimpleNamespace(returncode=code)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    run = bench_selection.run_procedure({"train": {}}, "tune_app-42", tmp_path)
+    assert calls == ["tune_app.search", "resume", "resume", "tune_app.retrain_best"]
+    assert (run["test_accuracy"], run["epochs"], run["search_resumes"]) == (0.12, 51, 2)
+    calls.clear()
+    monkeypatch.setattr(bench_selection, "MAX_RESUMES", 1)
+    with pytest.raises(RuntimeError, match="tune_app.search failed for tune_app-42"):
+        bench_selection.run_procedure({"train": {}}, "tune_app-42", tmp_path)
+    assert calls == ["tune_app.search", "resume"]
+
+
+def test_a_search_whose_ray_never_started_is_started_again(tmp_path, monkeypatch):
+    import subprocess
+    import types
+
+    from tune_app import bench_selection
+
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(" ".join(argv[2:4]))
+        experiment = tmp_path / "hand-42"
+        if argv[2] == "tune_app.search" and len(calls) == 1:
+            return types.SimpleNamespace(returncode=1)  # Ray's start-up timed out: no folder yet
+        if argv[2] == "tune_app.search":
+            (experiment / "best").mkdir(parents=True)
+            (experiment / "best" / "metrics.json").write_text(json.dumps({
+                "test": {"accuracy": 0.1}, "procedure_epochs": {"total": 46}, "hparams": {}}))
+        return types.SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    run = bench_selection.run_procedure({"train": {}}, "hand-42", tmp_path)
+    assert calls == ["tune_app.search --space"] * 2 + ["tune_app.retrain_best --experiment"]
+    assert run["search_resumes"] == 1
+
+
+def test_a_spec_that_searches_as_the_hand_procedure_shares_the_search_and_retrains_twice(tmp_path, monkeypatch):
+    import subprocess
+    import types
+
+    import yaml
+
+    from tests.conftest import REPO
+    from tune_app import bench_selection
+
+    spec = yaml.safe_load((REPO / "search_spaces" / "tiny_imagenet_cpu.yaml").read_text())
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append(argv[2:])
+        experiment = tmp_path / "search-42"
+        if argv[2] == "tune_app.search":
+            experiment.mkdir()
+        else:
+            hand = "--epochs=10" in argv
+            best = experiment / ("best" if hand else "best-2")
+            best.mkdir()
+            best_metrics = {"test": {"accuracy": 0.12 if hand else 0.15},
+                            "procedure_epochs": {"total": 46 if hand else 51}, "hparams": {"train.lr": 1e-3}}
+            (best / "metrics.json").write_text(json.dumps(best_metrics))
+        return types.SimpleNamespace(returncode=0)
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    specs = {"hand": bench_selection.hand_spec(spec, 42), "tune_app": bench_selection.tune_app_spec(spec, 42)}
+    assert bench_selection.shared_search(specs)
+    comparison = bench_selection.compare_selection(str(REPO / "search_spaces" / "tiny_imagenet_cpu.yaml"), 1,
+                                                   tmp_path)
+    assert [c[0] for c in calls] == ["tune_app.search", "tune_app.retrain_best", "tune_app.retrain_best"]
+    assert calls[1][-2:] == ["--epochs=10", "--train-on=train"]
+    assert calls[2][-2:] == [f"--epochs={spec['retrain']['epochs']}", f"--train-on={spec['retrain']['train_on']}"]
+    assert comparison["hand"]["runs"][0]["test_accuracy"] == 0.12 and comparison["tune_app"]["runs"][0]["epochs"] == 51
+    assert "ran once (search-42)" in bench_selection.table(comparison)
+
+
+def test_a_spec_with_its_own_search_does_not_share_it():
+    import yaml
+
+    from tests.conftest import REPO
+    from tune_app import bench_selection
+
+    spec = yaml.safe_load((REPO / "search_spaces" / "tiny_imagenet_cpu.yaml").read_text())
+    spec["scheduler"] = {"name": "asha", "grace_period": 1}
+    spec["train"]["epochs"] = 6
+    specs = {"hand": bench_selection.hand_spec(spec, 42), "tune_app": bench_selection.tune_app_spec(spec, 42)}
+    assert not bench_selection.shared_search(specs)

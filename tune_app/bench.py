@@ -17,6 +17,9 @@ Same model, batch size, images and augmentations on both sides:
     difference is the search strategy alone.
 (e) with --overhead [SPEC] instead: what an epoch of a search costs outside training
     (tune_app.bench_overhead).
+(f) with --compare-selection SPEC: the hand procedure against the spec's whole procedure, test
+    accuracy and epochs (tune_app/bench_selection.py); --judge-ranking DIR...: which
+    scheduler.judge ranks finished searches' trials best at the early rungs (tune_app/bench_judge.py).
 
 Each pipeline is timed twice: producing batches alone ("data only"; under 10,000 images, the best
 of 3 passes, each a fresh DataLoader for the reference as every epoch of a script is) and training on them.
@@ -52,6 +55,7 @@ from tune_app.data import hub
 from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD, Split
 from tune_app.data.presets import PRESETS
 from tune_app.errors import UsageError, cli_entry
+from tune_app.fileio import write_atomic
 from tune_app.flags import check_count
 from tune_app.models import build_model
 from tune_app.training import (DeviceSplit, Normalize, gpu_features, make_optimizer,
@@ -64,6 +68,19 @@ DEFAULT_AUGMENT = AugmentConfig(hflip=0.5, crop_padding=4, brightness=0.2, contr
 
 def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
+
+
+def _procedures(text: str) -> tuple[str, ...]:
+    from tune_app.bench_selection import PROCEDURES
+    from tune_app.errors import did_you_mean
+
+    names = tuple(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))
+    for name in names:
+        if name not in PROCEDURES:
+            raise UsageError(f"unknown procedure '{name}'", key="--procedures", fix=did_you_mean(name, PROCEDURES))
+    if not names:
+        raise UsageError("name at least one procedure", key="--procedures", fix="e.g. --procedures hand,tune_app")
+    return names
 
 
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -93,6 +110,11 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help="CPUs of the Ray instance --overhead's searches start (default: all)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="repetitions of --compare-selection (train.seed, +1, ...) or of --overhead")
+    parser.add_argument("--procedures", type=_procedures, default=("hand", "tune_app"),
+                        help="procedures --compare-selection runs, comma-separated (default: hand,tune_app)")
+    parser.add_argument("--judge-ranking", nargs="+", metavar="DIR",
+                        help="experiment folders of searches whose trials all ran train.epochs (no scheduler): how "
+                             "well each scheduler.judge kind ranks them at the early rungs against the final epoch")
     parser.add_argument("--cache-dir", help="cache for the timed loads (default: a fresh temporary folder)")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON to OUT")
     args = parser.parse_args(argv)
@@ -448,7 +470,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     arguments = argv if argv is not None else sys.argv[1:]
     results: dict[str, Any] = {"command": " ".join(["python -m tune_app.bench", *arguments]),
                                "environment": _environment(device), "skipped": []}
-    if not (args.search or args.overhead):
+    if not (args.search or args.overhead or args.compare_selection or args.judge_ranking):
+        # they train no model of their own
         results["model"] = {"stage_channels": args.channels, "stage_blocks": args.blocks,
                             "batch_size": args.batch_size, "epochs": args.epochs}
         results["augment"] = dict(DEFAULT_AUGMENT.__dict__)
@@ -462,16 +485,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(bench_overhead.table(results["overhead"]))
         _write_json(args.json, results)
         return 0
+    if args.judge_ranking:
+        from tune_app import bench_judge
+
+        results["judge_ranking"] = bench_judge.compare_judges(args.judge_ranking)
+        print(bench_judge.table(results["judge_ranking"]))
+        _write_json(args.json, results)
+        return 0
     if args.compare_selection:
         from tune_app import bench_selection
 
         # Kept (and printed): the experiments behind the figures are worth a look.
         scratch = Path(tempfile.mkdtemp(prefix="tune_app_bench_selection_"))
-        print(f"experiments: {scratch}", flush=True)
-        results["selection"] = bench_selection.compare_selection(args.compare_selection, args.repeats, scratch)
+        progress = Path(args.json) if args.json else scratch / "selection.json"
+        progress.parent.mkdir(parents=True, exist_ok=True)
+        print(f"experiments: {scratch}; each finished run is added to {progress}", flush=True)
+
+        def keep(selection: dict[str, Any]) -> None:
+            _write_json(progress, {**results, "selection": selection})
+
+        results["selection"] = bench_selection.compare_selection(args.compare_selection, args.repeats, scratch,
+                                                                 args.procedures, keep)
         results["environment"]["load_average_1m_at_end"] = os.getloadavg()[0]
         print(bench_selection.table(results["selection"]))
-        _write_json(args.json, results)
+        keep(results["selection"])
         return 0
     if args.search:
         with tempfile.TemporaryDirectory(prefix="tune_app_bench_") as scratch:
@@ -516,10 +553,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-def _write_json(path: Optional[str], results: dict[str, Any]) -> None:
+def _write_json(path: Optional[str | Path], results: dict[str, Any]) -> None:
+    # Whole or not at all (a killed comparison keeps its last complete file); default=str: the
+    # environment holds a few non-JSON values (paths, versions).
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(results, indent=1, default=str))
+        write_atomic(path, lambda f: json.dump(results, f, indent=1, default=str))
 
 
 if __name__ == "__main__":
