@@ -82,3 +82,30 @@ def test_after_a_resume_the_uploaded_rows_are_fetched(tmp_path):
     (uploaded / "result.json").write_text(json.dumps({"epoch": 1}) + "\n")
     ResultFileCallback().log_trial_start(FakeTrial(staging, uploaded, {"hp": {}}))
     assert rows(staging) == [1]
+
+
+def test_progress_csv_keeps_one_header_across_appends_and_a_resume(tmp_path):
+    # The header is read once per trial and then cached: a cache that outlived a rewrite, or
+    # a new driver that did not read it back, would misalign the columns.
+    import csv
+
+    staging, uploaded = tmp_path / "staging", tmp_path / "uploaded"
+    uploaded.mkdir()
+    trial = FakeTrial(staging, uploaded, {"hp": {"train.lr": 0.1}})
+
+    def report(callback, epoch, loss):
+        callback.log_trial_result(epoch, trial, {"epoch": epoch, "val_loss": loss, "config": {"hp": {"lr": 0.1}}})
+
+    callback = ResultFileCallback()
+    callback.log_trial_start(trial)
+    for epoch in (1, 2, 3):
+        report(callback, epoch, float(epoch))
+    callback = ResultFileCallback()  # a resume re-runs epoch 3 from epoch 2's checkpoint, in a new driver
+    callback.log_trial_restore(trial)
+    report(callback, 3, 30.0)
+    report(callback, 4, 40.0)
+    assert rows(staging) == [1, 2, 3, 4]
+    with open(staging / "progress.csv", newline="") as f:
+        table = list(csv.reader(f))
+    assert table[0] == ["epoch", "val_loss", "config/hp/lr"]
+    assert [r[:2] for r in table[1:]] == [["1", "1.0"], ["2", "2.0"], ["3", "30.0"], ["4", "40.0"]]

@@ -59,3 +59,15 @@ def test_worker_unraisable_hook_drops_only_system_exit(monkeypatch, capsys, erro
     err = capsys.readouterr().err
     assert ("Exception ignored" in err and "real bug" in err) is printed
     assert ("SystemExit" in err) is False
+
+
+def test_a_staged_checkpoint_loads_like_a_kept_one(tmp_path):
+    import torch
+
+    from tune_app.checkpoint import load_checkpoint, save_checkpoint
+
+    state = {"model": {"w": torch.ones(3)}, "config": {}, "epoch": 2}
+    for staging in (True, False):
+        path = save_checkpoint(tmp_path / str(staging), state, staging=staging)
+        assert torch.equal(load_checkpoint(path.parent)["model"]["w"], torch.ones(3))
+        assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # no temporary file left

@@ -128,6 +128,8 @@ class ResultFileCallback(LoggerCallback):
     def __init__(self, guard: Optional[DiskSpaceGuard] = None) -> None:
         self.guard = guard
         self._last_epoch: dict[str, int] = {}
+        # progress.csv's header per trial, read once rather than at every epoch's append.
+        self._columns: dict[str, Optional[list[str]]] = {}
 
     def log_trial_start(self, trial) -> None:
         trial.init_local_path()
@@ -143,6 +145,7 @@ class ResultFileCallback(LoggerCallback):
             _append(Path(trial.local_path) / RESULT_FILE, "")
         rows = read_history(Path(trial.local_path) / RESULT_FILE)
         self._last_epoch[trial.trial_id] = int(rows[-1]["epoch"]) if rows else 0
+        self._columns[trial.trial_id] = None
 
     def log_trial_restore(self, trial) -> None:
         self.log_trial_start(trial)
@@ -160,10 +163,12 @@ class ResultFileCallback(LoggerCallback):
                 kept = [r for r in read_history(folder / RESULT_FILE) if int(r["epoch"]) < epoch]
                 lines = "".join(json.dumps(r, default=_json_fallback) + "\n" for r in kept)
                 write_atomic(folder / RESULT_FILE, lambda f: f.write(lines + row + "\n"))
-                _write_progress_csv(folder / PROGRESS_FILE, [*kept, result], rewrite=True)
+                columns = _write_progress_csv(folder / PROGRESS_FILE, [*kept, result], rewrite=True)
             else:
                 _append(folder / RESULT_FILE, row + "\n")
-                _write_progress_csv(folder / PROGRESS_FILE, [result], rewrite=False)
+                columns = _write_progress_csv(folder / PROGRESS_FILE, [result], rewrite=False,
+                                              columns=self._columns[trial.trial_id])
+            self._columns[trial.trial_id] = columns
         self._last_epoch[trial.trial_id] = epoch
 
 
@@ -183,16 +188,23 @@ def _append(path: Path, text: str) -> None:
         raise write_error(err, path) from None
 
 
-def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool) -> None:
-    """progress.csv for spreadsheet users: nested keys flattened with "/", as Ray names them."""
+def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool,
+                        columns: Optional[list[str]] = None) -> list[str]:
+    """progress.csv for spreadsheet users: nested keys flattened with "/", as Ray names them.
+
+    Appends `rows` (rewrite: replaces the file with them) under the header `columns`, read from
+    the file if not given; returns the header, for the next append."""
     import csv
     import io
 
     from ray.tune.utils import flatten_dict
 
     flat = [flatten_dict(dict(r), delimiter="/") for r in rows]
-    new_file = rewrite or not path.is_file()
-    columns = list(flat[0]) if new_file else _csv_header(path)
+    new_file = rewrite or (columns is None and not path.is_file())
+    if new_file:
+        columns = list(flat[0])
+    elif columns is None:
+        columns = _csv_header(path)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     if new_file:
@@ -202,6 +214,7 @@ def _write_progress_csv(path: Path, rows: list[dict], rewrite: bool) -> None:
         write_atomic(path, lambda f: f.write(buffer.getvalue()))
     else:
         _append(path, buffer.getvalue())
+    return columns
 
 
 def _csv_header(path: Path) -> list[str]:

@@ -86,7 +86,8 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
         lineage = {}
         with tempfile.TemporaryDirectory() as directory:
             # "trial": which trial wrote it, so that one cloned from it can tell.
-            size = save_checkpoint(directory, {**state(), "judge": judged.state(), "trial": name}).stat().st_size
+            size = save_checkpoint(directory, {**state(), "judge": judged.state(), "trial": name},
+                                   staging=True).stat().st_size
             free = free_bytes(results_dir) if results_dir else None
             if free is not None and free < size + DISK_RESERVE // 2:
                 # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
