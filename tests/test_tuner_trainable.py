@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import gc
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -71,3 +72,57 @@ def test_a_staged_checkpoint_loads_like_a_kept_one(tmp_path):
         path = save_checkpoint(tmp_path / str(staging), state, staging=staging)
         assert torch.equal(load_checkpoint(path.parent)["model"]["w"], torch.ones(3))
         assert [p.name for p in path.parent.iterdir()] == ["checkpoint.pt"]  # no temporary file left
+
+
+def test_a_checkpoint_is_staged_in_ram_when_there_is_room_else_in_the_temporary_folder(tmp_path, monkeypatch):
+    import tempfile
+
+    import torch
+
+    from tune_app.checkpoint import load_checkpoint
+    from tune_app.tuner import trainable
+
+    shm, disk = tmp_path / "shm", tmp_path / "disk"
+    shm.mkdir(), disk.mkdir()
+    monkeypatch.setattr(trainable, "SHM", str(shm))
+    monkeypatch.setattr(tempfile, "tempdir", str(disk))
+    state = {"model": {"w": torch.ones(3)}, "config": {}, "epoch": 1}
+
+    def staged_in(expected):
+        with trainable.staged_checkpoint(state, expected) as (directory, size):
+            assert size > 0 and torch.equal(load_checkpoint(directory)["model"]["w"], torch.ones(3))
+            return Path(directory).parent
+
+    monkeypatch.setattr(trainable, "free_bytes", lambda folder: 10 * 2**30)
+    assert staged_in(2**20) == shm
+    # No room for two checkpoints of the last size beside the margin (Docker's 64 MB /dev/shm)
+    monkeypatch.setattr(trainable, "free_bytes", lambda folder: trainable.SHM_MARGIN + 2**20)
+    assert staged_in(2**20) == disk
+    monkeypatch.setattr(trainable, "SHM", str(tmp_path / "none"))
+    assert staged_in(0) == disk
+    assert not any(shm.iterdir()) and not any(disk.iterdir())  # nothing left behind
+
+
+def test_ram_that_fills_up_mid_write_falls_back_to_the_temporary_folder(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    from tune_app.checkpoint import save_checkpoint
+    from tune_app.tuner import trainable
+
+    shm, disk = tmp_path / "shm", tmp_path / "disk"
+    shm.mkdir(), disk.mkdir()
+    monkeypatch.setattr(trainable, "SHM", str(shm))
+    monkeypatch.setattr(tempfile, "tempdir", str(disk))
+    monkeypatch.setattr(trainable, "free_bytes", lambda folder: 10 * 2**30)
+
+    def save(directory, state, staging):
+        if Path(directory).parent == shm:
+            from tune_app.fileio import write_error
+
+            raise write_error(OSError(errno.ENOSPC, "No space left on device"), Path(directory) / "checkpoint.pt")
+        return save_checkpoint(directory, state, staging=staging)
+
+    monkeypatch.setattr(trainable, "save_checkpoint", save)
+    with trainable.staged_checkpoint({"model": {}, "config": {}, "epoch": 1}, 0) as (directory, _):
+        assert Path(directory).parent == disk

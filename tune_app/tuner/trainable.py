@@ -22,6 +22,7 @@ from tune_app.checkpoint import load_checkpoint, save_checkpoint
 from tune_app.config import TrialConfig
 from tune_app.costs import measure
 from tune_app.data import DataBundle
+from tune_app.errors import UsageError
 from tune_app.fileio import DISK_RESERVE, free_bytes
 from tune_app.hparams import decode, unwrap
 from tune_app.judge import Judge
@@ -78,16 +79,18 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
     # Ray logs a line per persisted checkpoint, i.e. per epoch per trial: noise on the console.
     logging.getLogger("ray.train._internal.storage").setLevel(logging.WARNING)
 
+    staged_size = 0
+
     def on_epoch_end(metrics: dict[str, Any], state) -> None:
-        nonlocal lineage
+        nonlocal lineage, staged_size
         # node_id: on a cluster, which machine ran the epoch (node_ip alone can repeat).
         metrics = {**metrics, **measured, **lineage, "node_id": node,
                    judged_column(judge["metric"]): judged.update(metrics.get(judge["metric"]))}
         lineage = {}
-        with tempfile.TemporaryDirectory() as directory:
-            # "trial": which trial wrote it, so that one cloned from it can tell.
-            size = save_checkpoint(directory, {**state(), "judge": judged.state(), "trial": name},
-                                   staging=True).stat().st_size
+        # "trial": which trial wrote it, so that one cloned from it can tell.
+        checkpoint = {**state(), "judge": judged.state(), "trial": name}
+        with staged_checkpoint(checkpoint, staged_size) as (directory, size):
+            staged_size = size
             free = free_bytes(results_dir) if results_dir else None
             if free is not None and free < size + DISK_RESERVE // 2:
                 # The driver is stopping the search for lack of space (DiskSpaceGuard); a copy
@@ -99,6 +102,38 @@ def run_trial(config: dict[str, Any], *, base: dict[str, Any], data: DataBundle,
 
     with explain_out_of_memory(name, cfg):
         train(cfg, on_epoch_end, data=data, resume=resume)
+
+
+# A RAM-backed folder for the staged copy of each checkpoint: Tune copies the staged file into
+# the experiment at once and deletes it, so writing it to disk first only cost time (on this
+# machine's disk, 20 ms for the quickstart's 2 MB checkpoint against 11 ms in /dev/shm).
+SHM = "/dev/shm"
+# Left free in SHM: Docker gives containers a 64 MB /dev/shm by default, and other processes
+# (PyTorch's DataLoader workers, Ray's object store fallback) use it too.
+SHM_MARGIN = 32 * 2**20
+
+
+@contextlib.contextmanager
+def staged_checkpoint(state: dict[str, Any], expected: int):
+    """A temporary folder holding `state` as a checkpoint, and its size in bytes.
+
+    Staged in SHM when it is a writable folder with room for 2 checkpoints of the last size
+    (`expected`) beside SHM_MARGIN; elsewhere, or if SHM filled up meanwhile, in the default
+    temporary folder."""
+    roots = [None]
+    free = free_bytes(SHM) if os.path.isdir(SHM) and os.access(SHM, os.W_OK) else None
+    if free is not None and free > 2 * expected + SHM_MARGIN:
+        roots.insert(0, SHM)
+    for root in roots:
+        with tempfile.TemporaryDirectory(dir=root) as directory:
+            try:
+                size = save_checkpoint(directory, state, staging=True).stat().st_size
+            except UsageError:
+                if root is None:
+                    raise
+                continue  # SHM filled up since it was measured: the disk, as without it
+            yield directory, size
+            return
 
 
 def cloned_from(resume: Optional[dict[str, Any]], trial: str) -> dict[str, Any]:
