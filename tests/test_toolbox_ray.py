@@ -1,6 +1,7 @@
 """The searchers and schedulers beyond grid, TPE and ASHA, each in a real (tiny) Ray search on
 digits: PBT with random search (interrupted and resumed), Optuna's CMA-ES sampler with
-HyperBand, Optuna's QMC sampler with the median stopping rule."""
+HyperBand, Optuna's QMC sampler with the median stopping rule, its GP and random samplers with
+no scheduler."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tune_app.checkpoint import load_checkpoint
 from tune_app.experiment import load_experiment
 from tune_app.lineage import lineage, values_at
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.ray  # real Ray searches (implies slow)
 
 TINY = {"model": {"stage_channels": [8, 16, 32], "stage_blocks": 1, "groups": 2},
         # 0.5 CPU a trial: 4 trials at once on the 2 CPUs a test gives Ray, so no trial waits.
@@ -171,3 +172,22 @@ def test_qmc_samples_and_the_median_rule_stops_trials_below_the_median(qmc_media
     # A stopped trial's best was below the best of those that ran out.
     assert max(t.best("val_accuracy", "max") for t in stopped) <= max(t.best("val_accuracy", "max")
                                                                        for t in completed)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("sampler", ["gp", "random"])
+def test_optuna_s_other_samplers_run_a_search_to_the_end(tmp_path_factory, sampler):
+    path = _search(tmp_path_factory, f"{sampler}_none", {
+        "train": {"epochs": 2, **SPACE},
+        "search": {"algorithm": "optuna", "sampler": sampler, "num_samples": 3, "seed": 5},
+        "scheduler": {"name": "none"}})
+    exp = load_experiment(path)
+    assert len(exp.trials) == 3 and all(t.status(2) == "completed" for t in exp.trials)
+    assert len({t.hparams["train.lr"] for t in exp.trials}) == 3  # three points drawn, not one
+    import optuna
+
+    study = optuna.load_study(study_name=path.name, storage=f"sqlite:///{path / 'optuna.db'}")
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    # The study was told each trial's result: what the sampler learns from.
+    assert sorted(t.value for t in done) == pytest.approx(sorted(t.history[-1]["judged_val_accuracy"]
+                                                                 for t in exp.trials))
