@@ -211,14 +211,14 @@ def compare_selection(spec_path: str, repeats: int, storage: Path,
 
 def table(comparison: dict[str, Any]) -> str:
     lines = [f"selection on {comparison['spec']}, {comparison['repeats']} repetitions (train.seed varied)",
-             f"{'procedure':<40} {'test acc mean':>13} {'std':>7} {'min..max':>15} {'epochs':>7} {'seconds':>8}"]
+             f"{'procedure':<46} {'test acc mean':>13} {'std':>7} {'min..max':>15} {'epochs':>7} {'seconds':>8}"]
     labels = {"hand": f"hand: grid x {HAND_EPOCHS} epochs, best val, retrain {HAND_RETRAIN_EPOCHS}",
               "tune_app": "tune_app: the spec as written"}
     labels = {key: label for key, label in labels.items() if key in comparison}
     for key, label in labels.items():
         s = comparison[key]
         std = f"{s['test_accuracy_std']:.4f}" if s["test_accuracy_std"] is not None else "-"
-        lines.append(f"{label:<40} {s['test_accuracy_mean']:>13.4f} {std:>7} "
+        lines.append(f"{label:<46} {s['test_accuracy_mean']:>13.4f} {std:>7} "
                      f"{s['test_accuracy_min']:>7.4f}..{s['test_accuracy_max']:.4f} {s['epochs_mean']:>7.1f} "
                      f"{s['seconds_mean']:>8.1f}")
     for key in labels:
