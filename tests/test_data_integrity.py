@@ -197,8 +197,11 @@ def test_a_signal_stops_decoding_at_once_and_leaves_nothing(signum, tmp_path):
             f"load_dataset(DatasetConfig(name='imagefolder', path={str(source)!r}, cache_dir={str(cache_dir)!r},"
             " image_size=32))\n")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # SIG_DFL in the child: a test run started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not list(cache_dir.glob(".*.tmp/train.images.npy")):  # decoding has started

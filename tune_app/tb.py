@@ -81,11 +81,13 @@ class TrialWriter:
             values["hparams/val_loss"] = metrics["val_loss"]
         values["hparams/epochs_run"] = step
         # One event holding all the epoch's scalars, not one per scalar: this runs in the
-        # driver while the trial waits for its next epoch, and each event wakes the writer
-        # thread, which then competes for the GIL (8 ms an epoch for the quickstart's 11
-        # scalars). No flush() either: the writer thread writes and flushes within FLUSH_SECS.
+        # driver, and each event wakes the writer thread, which then competes for the GIL.
         summary = Summary(value=[v for tag, number in values.items() for v in scalar(tag, number).value])
         self.writer.file_writer.add_summary(summary, step)
+        # Writes what the writer thread has taken so far (the session start, earlier epochs):
+        # without it a trial whose first epochs take under FLUSH_SECS is missing from the
+        # HParams tab while it runs (tests/test_dashboard.py). Cheap: no disk sync.
+        self.writer.flush()
 
     def close(self) -> None:
         _, _, session_end = hparams_summary({}, {})
