@@ -92,7 +92,6 @@ class NoScheduler(Scheduler):
 class Asha(Scheduler):
     """Asynchronous successive halving: a trial is judged at each rung as soon as it gets there."""
 
-
     @staticmethod
     def check(spec, error):
         _epochs_fixed(spec, error, "ASHA")
@@ -146,7 +145,6 @@ class Asha(Scheduler):
 class HyperBand(Scheduler):
     """Synchronous HyperBand: a bracket's trials all reach a milestone before the best
     1/reduction_factor go on, so the epochs it spends are known before it starts."""
-
 
     @staticmethod
     def check(spec, error):
@@ -211,7 +209,6 @@ def hyperband_brackets(trials: int, max_t: int, eta: float) -> list[dict[str, An
 class Median(Scheduler):
     """Median stopping rule: after the grace period, a trial whose best judged value so far is
     below the median of the other trials' running averages at the same epoch stops."""
-
 
     @staticmethod
     def check(spec, error):
