@@ -238,9 +238,10 @@ def run_race(spec: "ExperimentSpec", location: "Location", experiment_dir: Path,
         # The race is a Tune experiment of its own, in the search's folder: race/.
         tuner = race_tuner(spec, trainable, todo, names, (storage[0], RACE_DIR, storage[1]), guard)
         try:
-            tuner.fit()
+            with interrupts.fitting():
+                tuner.fit()
         except KeyboardInterrupt:
-            pass
+            pass  # a second Ctrl-C: stop at once (search._Interrupts)
         location.pull()
         result = load_race(experiment_dir)
     left = [hp for hp in todo if not _run_done(result, hp, planned["epochs"])]

@@ -7,6 +7,7 @@ prepared once in the driver and shared with every trial.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import posixpath
 import shutil
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path, PurePosixPath
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from tune_app.errors import UsageError, cli_entry
 from tune_app.flags import check_count, check_interface, check_port
@@ -477,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                 tuner = build.search_tuner(spec, trainable, (storage_path, ray_name, fs), experiment_dir, guard,
                                            warm)
             try:
-                tuner.fit()
+                with interrupts.fitting():
+                    tuner.fit()
             except KeyboardInterrupt:
                 pass  # the second Ctrl-C: stop at once; what was saved is resumable
             except OSError as err:
@@ -502,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         err.fix = (f"free space on that disk, then resume: python -m tune_app.search --resume {location} "
                    f"(stopped: {disk_full})")
         raise err
-    failed = _print_summary(experiment_dir, time.perf_counter() - started)
+    failed = _print_summary(experiment_dir, time.perf_counter() - started, brief=lambda: interrupts.at_once)
     location.push("trials.json", *(["optuna.db"] if (experiment_dir / "optuna.db").is_file() else []))
     if status != "finished":
         print(f"search interrupted; resume it with:\n  python -m tune_app.search --resume {location}",
@@ -599,6 +601,20 @@ class _Interrupts:
     def __init__(self) -> None:
         self.count = 0
         self._stopping = False
+        self._in_fit = False
+        self.at_once = False  # a second signal came: skip whatever is left but the bookkeeping
+
+    @contextlib.contextmanager
+    def fitting(self):
+        """While Tune runs trials, a second signal stops it at once with KeyboardInterrupt
+        (caught around fit()). Anywhere else it only sets `at_once`: raised inside an import or
+        a C extension it would come out as another error with a traceback (sklearn's import,
+        for the importance summary, turned it into a ValueError)."""
+        self._in_fit = True
+        try:
+            yield
+        finally:
+            self._in_fit = False
 
     def __call__(self, signum, frame) -> None:
         self.count += 1
@@ -608,7 +624,10 @@ class _Interrupts:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             print("stopping at once", file=sys.stderr)
-            raise KeyboardInterrupt
+            self.at_once = True
+            if self._in_fit:
+                raise KeyboardInterrupt
+            return
         print("\nstopping: saving the experiment state (press Ctrl-C again to quit at once)", file=sys.stderr)
         self.stop_gracefully()
 
@@ -640,8 +659,11 @@ def check_trial_count(spec: ExperimentSpec, limit: int, n: Optional[int] = None)
                          f"--max-trials {n} to launch them all")
 
 
-def _print_summary(experiment_dir: Path, seconds: float) -> list:
-    """Print the ranked tables; return the trials that failed (status "error")."""
+def _print_summary(experiment_dir: Path, seconds: float, brief: Callable[[], bool] = lambda: False) -> list:
+    """Print the ranked tables; return the trials that failed (status "error").
+
+    brief(): true once the user asked to stop at once: the importance and the Pareto front
+    (seconds of imports and fitting) are left out."""
     from tune_app.experiment import format_table, load_experiment
     from tune_app.fileio import write_json_atomic
     from tune_app.importance import print_importance
@@ -663,11 +685,13 @@ def _print_summary(experiment_dir: Path, seconds: float) -> list:
         print(f"\nconfigurations, by the mean over {experiment.meta['search']['num_samples']} seeds "
               f"(the first are the race's finalists; without a race retrain_best takes the first):")
         print(format_table(experiment.configuration_table()))
-    print_importance(experiment)
-    from tune_app.pick import front_summary
+    if not brief():
+        print_importance(experiment)
+    if not brief():
+        from tune_app.pick import front_summary
 
-    for line in front_summary(experiment):
-        print(line)
+        for line in front_summary(experiment):
+            print(line)
     print(f"results: {experiment_dir}   TensorBoard: tensorboard --logdir {experiment_dir.parent}")
     return [t for t in experiment.trials if t.status(experiment.max_epochs) == "error"]
 
