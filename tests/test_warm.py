@@ -161,15 +161,21 @@ def test_the_new_experiment_ranks_the_earlier_trials_and_says_where_they_ran(tmp
     assert fingerprint(source) == before
 
 
-def test_the_race_reads_a_taken_over_trial_where_it_ran(tmp_path):
-    from tune_app.race import load_race
-
+def warm_started_b(tmp_path):
+    """Experiment A, and B: a finished 2-epoch grid that took over A's trial (no trial of its own)."""
     source = a_experiment(tmp_path)
     spec = load_spec(write_spec(tmp_path / "new", spec_text(GRID).replace("epochs: 1", "epochs: 2")))
     warm = warm_start(spec, load_warm_start(spec, [str(source)]))
     new = tmp_path / "results" / "B"
     new.mkdir()
     search.write_meta(new, spec, "finished", warm.record(new))
+    return source, new
+
+
+def test_the_race_reads_a_taken_over_trial_where_it_ran(tmp_path):
+    from tune_app.race import load_race
+
+    _, new = warm_started_b(tmp_path)
     (new / "race").mkdir()
     hp = {"train.lr": 1e-3, "train.seed": 0}
     (new / "race" / "plan.json").write_text(json.dumps({
@@ -186,12 +192,7 @@ def test_a_missing_earlier_trial_is_one_line(tmp_path):
 
     from tune_app.errors import UsageError
 
-    source = a_experiment(tmp_path)
-    spec = load_spec(write_spec(tmp_path / "new", spec_text(GRID).replace("epochs: 1", "epochs: 2")))
-    warm = warm_start(spec, load_warm_start(spec, [str(source)]))
-    new = tmp_path / "results" / "B"
-    new.mkdir()
-    search.write_meta(new, spec, "finished", warm.record(new))
+    source, new = warm_started_b(tmp_path)
     shutil.rmtree(source)
     with pytest.raises(UsageError, match="the trial A/trial_00000 this search took over .* is missing"):
         load_experiment(new)
