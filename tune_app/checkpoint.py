@@ -6,7 +6,7 @@ import io
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -91,45 +91,33 @@ def pack(state: dict[str, Any]) -> dict[str, Any]:
     buffer, each replaced by {_REF: [byte offset, dtype name, shape]}. Still plain data for
     torch.load(weights_only=True); unpack() turns it back."""
     tensors: list[torch.Tensor] = []
+    refs: list[dict[str, Any]] = []  # the placeholders in the tree, filled in below
 
     def strip(value: Any) -> Any:
-        if isinstance(value, torch.Tensor):
-            tensors.append(value.detach())
-            return {_REF: len(tensors) - 1}
-        if isinstance(value, dict):
-            return {key: strip(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(strip(item) for item in value)
-        return value
+        if not isinstance(value, torch.Tensor):
+            return None
+        tensors.append(value.detach())
+        refs.append({_REF: None})
+        return refs[-1]
 
-    tree = strip(state)
+    tree = _rebuild(state, strip)
     # One torch.cat per dtype and device: per-tensor work is what made torch.save slow.
     groups: dict[tuple[torch.dtype, torch.device], list[int]] = {}
     for index, tensor in enumerate(tensors):
         groups.setdefault((tensor.dtype, tensor.device), []).append(index)
-    chunks, refs, offset = [], [None] * len(tensors), 0
+    chunks, offset = [], 0
     for (dtype, _), members in groups.items():
         flat = torch.cat([tensors[i].reshape(-1) for i in members])
         position = offset
         for i in members:
-            refs[i] = [position, str(dtype).removeprefix("torch."), list(tensors[i].shape)]
+            refs[i][_REF] = [position, str(dtype).removeprefix("torch."), list(tensors[i].shape)]
             position += tensors[i].numel() * dtype.itemsize
         data = flat.view(torch.uint8).cpu() if flat.dtype != torch.bool else flat.to(torch.uint8).cpu()
         pad = -data.numel() % _ALIGN
         chunks += [data, torch.zeros(pad, dtype=torch.uint8)] if pad else [data]
         offset += data.numel() + pad
-
-    def place(value: Any) -> Any:
-        if isinstance(value, dict):
-            if set(value) == {_REF}:
-                return {_REF: refs[value[_REF]]}
-            return {key: place(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(place(item) for item in value)
-        return value
-
     buffer = torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.uint8)
-    return {**place(tree), PACKED: buffer}
+    return {**tree, PACKED: buffer}
 
 
 def unpack(state: dict[str, Any]) -> dict[str, Any]:
@@ -150,12 +138,19 @@ def unpack(state: dict[str, Any]) -> dict[str, Any]:
         return (data.view(kind) if kind != torch.bool else data.to(torch.bool)).reshape(shape)
 
     def restore(value: Any) -> Any:
-        if isinstance(value, dict):
-            if set(value) == {_REF}:
-                return tensor(*value[_REF])
-            return {key: restore(item) for key, item in value.items()}
-        if isinstance(value, (list, tuple)):
-            return type(value)(restore(item) for item in value)
-        return value
+        return tensor(*value[_REF]) if isinstance(value, dict) and set(value) == {_REF} else None
 
-    return restore({key: value for key, value in state.items() if key != PACKED})
+    return _rebuild({key: value for key, value in state.items() if key != PACKED}, restore)
+
+
+def _rebuild(value: Any, replace: Callable[[Any], Any]) -> Any:
+    """`value` rebuilt through its dicts, lists and tuples, with replace(part) in place of every
+    part for which it returns something other than None."""
+    new = replace(value)
+    if new is not None:
+        return new
+    if isinstance(value, dict):
+        return {key: _rebuild(item, replace) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_rebuild(item, replace) for item in value)
+    return value
