@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import platform
 import random
@@ -55,7 +54,7 @@ from tune_app.data import hub
 from tune_app.data.bundle import IMAGENET_MEAN, IMAGENET_STD, Split
 from tune_app.data.presets import PRESETS
 from tune_app.errors import UsageError, cli_entry
-from tune_app.fileio import write_atomic
+from tune_app.fileio import write_json_atomic
 from tune_app.flags import check_count
 from tune_app.models import build_model
 from tune_app.training import (DeviceSplit, Normalize, gpu_features, make_optimizer,
@@ -558,7 +557,7 @@ def _write_json(path: Optional[str | Path], results: dict[str, Any]) -> None:
     # environment holds a few non-JSON values (paths, versions).
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, lambda f: json.dump(results, f, indent=1, default=str))
+        write_json_atomic(path, results, default=str)
 
 
 if __name__ == "__main__":

@@ -81,8 +81,10 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     write_atomic(path, lambda f: f.write(text))
 
 
-def write_json_atomic(path: str | Path, data: Any, indent: int = 1) -> None:
-    write_atomic(path, lambda f: json.dump(data, f, indent=indent))
+def write_json_atomic(path: str | Path, data: Any, indent: int = 1,
+                      default: Optional[Callable[[Any], Any]] = None) -> None:
+    """default: as json.dump's, for values JSON has no type for."""
+    write_atomic(path, lambda f: json.dump(data, f, indent=indent, default=default))
 
 
 def save_figure_atomic(fig: Any, path: str | Path, **kwargs: Any) -> None:
